@@ -1,0 +1,222 @@
+//! Durable state: one [`Store`] trait with a SQLite and a PostgreSQL implementation.
+//!
+//! Every method is atomic (the implementation opens its own transaction where it writes more
+//! than one row) and domain-shaped, so callers never compose SQL-level steps. Secrets never reach
+//! this layer in clear: tokens and UIA session ids arrive already hashed.
+
+mod postgres;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule of the database refused the write (for example a taken localpart).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The embedded migrations could not be applied.
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A new account, written together with its first login (if any) in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Full Matrix user ID, `@localpart:server_name`.
+    pub user_id: String,
+    /// The localpart; unique forever, even after deactivation.
+    pub localpart: String,
+    /// Argon2id PHC string, or `None` for accounts without a password (guests).
+    pub password_hash: Option<String>,
+    /// Whether this is a guest account.
+    pub is_guest: bool,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// The device and access token to create with the account, unless login was inhibited.
+    pub login: Option<NewLogin>,
+}
+
+/// A device session to open: the device (created or reused) and its new access token.
+#[derive(Debug, Clone)]
+pub struct NewLogin {
+    /// Device ID, created if the user has no such device yet.
+    pub device_id: String,
+    /// Display name for a newly created device; an existing device keeps its name.
+    pub display_name: Option<String>,
+    /// SHA-256 (hex) of the new access token.
+    pub access_token_hash: String,
+    /// When the access token stops working, milliseconds since the epoch; `None` = never.
+    pub expires_at_ms: Option<i64>,
+    /// SHA-256 (hex) of the refresh token paired with the access token, if one was issued.
+    pub refresh_token_hash: Option<String>,
+    /// Time of the login, milliseconds since the epoch.
+    pub now_ms: i64,
+    /// Client IP address of the login request, if known.
+    pub ip: Option<String>,
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Full Matrix user ID.
+    pub user_id: String,
+    /// The localpart.
+    pub localpart: String,
+    /// Password hash (argon2id PHC, or bcrypt imported from Synapse); `None` = no password login.
+    pub password_hash: Option<String>,
+    /// Whether this is a guest account.
+    pub is_guest: bool,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at_ms: i64,
+    /// When the account was deactivated, if it was.
+    pub deactivated_at_ms: Option<i64>,
+}
+
+/// Who an access token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    /// Full Matrix user ID.
+    pub user_id: String,
+    /// The device the token was issued to.
+    pub device_id: String,
+    /// Whether the account is a guest account.
+    pub is_guest: bool,
+    /// When the token stops working, milliseconds since the epoch; `None` = never.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Owner of the device.
+    pub user_id: String,
+    /// Device ID.
+    pub device_id: String,
+    /// Human-readable name, if set.
+    pub display_name: Option<String>,
+    /// Last time the device was seen, milliseconds since the epoch.
+    pub last_seen_ts: Option<i64>,
+    /// Last IP the device was seen from.
+    pub last_seen_ip: Option<String>,
+}
+
+/// A User-Interactive Authentication session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiaSessionRecord {
+    /// SHA-256 (hex) of the session ID handed to the client.
+    pub session_hash: String,
+    /// The operation the session was started for (e.g. `register`).
+    pub action: String,
+    /// HMAC of method, path and body (without `auth`), keyed by the session ID: binds the
+    /// session to the request that started it.
+    pub fingerprint: String,
+    /// The user the operation acts for, when the request was authenticated.
+    pub user_id: Option<String>,
+    /// Stage-specific state, as JSON text (for example the user chosen by a legacy flow).
+    pub data: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at_ms: i64,
+    /// Expiry time, milliseconds since the epoch.
+    pub expires_at_ms: i64,
+    /// Stages completed so far, in completion order.
+    pub completed: Vec<String>,
+}
+
+/// The storage interface of Vestibule. Implementations: [`SqliteStore`], [`PgStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the user and, if given, its first device and access token, atomically.
+    /// A taken localpart (even of a deactivated account) is `StoreError::Conflict`.
+    async fn create_account(&self, account: NewAccount) -> Result<(), StoreError>;
+
+    /// Whether an account (active or deactivated) with this localpart exists.
+    async fn localpart_exists(&self, localpart: &str) -> Result<bool, StoreError>;
+
+    /// Looks an account up by full user ID.
+    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Replaces the password hash; `false` if there is no such user.
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks the account deactivated at `now_ms` and deletes all its devices and tokens; the
+    /// password hash is kept so a correct password can be told it belongs to a deactivated
+    /// account. `false` if there is no such active user.
+    async fn deactivate_user(&self, user_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Opens a device session: creates the device if the user has none with that ID (else keeps
+    /// it and updates its last-seen), deletes every token the device held before, and stores
+    /// the new access token.
+    async fn start_login(&self, user_id: &str, login: NewLogin) -> Result<(), StoreError>;
+
+    /// Who holds the access token with this hash.
+    async fn find_token_owner(
+        &self,
+        access_token_hash: &str,
+    ) -> Result<Option<TokenOwner>, StoreError>;
+
+    /// Deletes a device and every token issued to it; `false` if it did not exist.
+    async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes every device (and their tokens) of a user except `keep_device_id`; returns how
+    /// many devices were deleted.
+    async fn delete_all_devices(
+        &self,
+        user_id: &str,
+        keep_device_id: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    /// All devices of a user, ordered by device ID.
+    async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError>;
+
+    /// Stores a new UIA session (its `completed` list is ignored: a new session has none).
+    async fn insert_uia_session(&self, session: UiaSessionRecord) -> Result<(), StoreError>;
+
+    /// Looks a UIA session up, with its completed stages; expired sessions are still returned
+    /// (the caller decides using its clock).
+    async fn find_uia_session(
+        &self,
+        session_hash: &str,
+    ) -> Result<Option<UiaSessionRecord>, StoreError>;
+
+    /// Records a completed stage (idempotent) and returns the completed stages in order.
+    async fn complete_uia_stage(
+        &self,
+        session_hash: &str,
+        stage: &str,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Replaces the stage-specific JSON state of a session; `false` if it does not exist.
+    async fn update_uia_data(&self, session_hash: &str, data: &str) -> Result<bool, StoreError>;
+
+    /// Deletes a session; `true` only for the one caller that actually deleted it, so a
+    /// completed session can be consumed exactly once.
+    async fn take_uia_session(&self, session_hash: &str) -> Result<bool, StoreError>;
+
+    /// Deletes sessions that expired before `now_ms`; returns how many.
+    async fn delete_expired_uia_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Opens the store named by a database URL (`sqlite:…` or `postgres://…`), creating the SQLite
+/// file if needed, and applies the embedded migrations.
+pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    }
+}

@@ -1,0 +1,367 @@
+//! [`Store`] on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+
+use super::{
+    DeviceRecord, NewAccount, NewLogin, Store, StoreError, TokenOwner, UiaSessionRecord, UserRecord,
+};
+
+/// The [`Store`] implementation on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://…`) and applies the embedded migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for closing it or for health checks.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `what` as the reason.
+fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        other => StoreError::Database(other),
+    }
+}
+
+/// Creates or refreshes the device of `login` and replaces its tokens with the new one.
+async fn open_device_session(
+    conn: &mut PgConnection,
+    user_id: &str,
+    login: NewLogin,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO devices \
+             (user_id, device_id, display_name, created_at_ms, last_seen_ts, last_seen_ip) \
+         VALUES ($1, $2, $3, $4, $4, $5) \
+         ON CONFLICT (user_id, device_id) DO UPDATE SET \
+             last_seen_ts = excluded.last_seen_ts, \
+             last_seen_ip = COALESCE(excluded.last_seen_ip, devices.last_seen_ip)",
+    )
+    .bind(user_id)
+    .bind(&login.device_id)
+    .bind(login.display_name)
+    .bind(login.now_ms)
+    .bind(login.ip)
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2")
+        .bind(user_id)
+        .bind(&login.device_id)
+        .execute(&mut *conn)
+        .await?;
+
+    sqlx::query(
+        "INSERT INTO access_tokens \
+             (token_hash, user_id, device_id, created_at_ms, expires_at_ms, refresh_token_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(login.access_token_hash)
+    .bind(user_id)
+    .bind(login.device_id)
+    .bind(login.now_ms)
+    .bind(login.expires_at_ms)
+    .bind(login.refresh_token_hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_on_unique(
+        "access or refresh token hash already in use",
+    ))?;
+    Ok(())
+}
+
+/// The completed stages of a UIA session, in completion order.
+async fn completed_stages(
+    conn: &mut PgConnection,
+    session_hash: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT stage FROM uia_completed_stages WHERE session_hash = $1 ORDER BY completed_seq",
+    )
+    .bind(session_hash)
+    .fetch_all(conn)
+    .await?)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_account(&self, account: NewAccount) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (user_id, localpart, password_hash, is_guest, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&account.user_id)
+        .bind(account.localpart)
+        .bind(account.password_hash)
+        .bind(account.is_guest)
+        .bind(account.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique("user ID or localpart already taken"))?;
+        if let Some(login) = account.login {
+            open_device_session(&mut tx, &account.user_id, login).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn localpart_exists(&self, localpart: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE localpart = $1)")
+                .bind(localpart)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row: Option<(String, String, Option<String>, bool, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT user_id, localpart, password_hash, is_guest, created_at_ms, \
+                     deactivated_at_ms \
+                 FROM users WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(user_id, localpart, password_hash, is_guest, created_at_ms, deactivated_at_ms)| {
+                UserRecord {
+                    user_id,
+                    localpart,
+                    password_hash,
+                    is_guest,
+                    created_at_ms,
+                    deactivated_at_ms,
+                }
+            },
+        ))
+    }
+
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE users SET password_hash = $1 WHERE user_id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn deactivate_user(&self, user_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE users SET deactivated_at_ms = $1 \
+             WHERE user_id = $2 AND deactivated_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM devices WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn start_login(&self, user_id: &str, login: NewLogin) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        open_device_session(&mut tx, user_id, login).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_token_owner(
+        &self,
+        access_token_hash: &str,
+    ) -> Result<Option<TokenOwner>, StoreError> {
+        let row: Option<(String, String, bool, Option<i64>)> = sqlx::query_as(
+            "SELECT t.user_id, t.device_id, u.is_guest, t.expires_at_ms \
+             FROM access_tokens t JOIN users u ON u.user_id = t.user_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(access_token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.map(|(user_id, device_id, is_guest, expires_at_ms)| TokenOwner {
+                user_id,
+                device_id,
+                is_guest,
+                expires_at_ms,
+            }),
+        )
+    }
+
+    async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_all_devices(
+        &self,
+        user_id: &str,
+        keep_device_id: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id IS DISTINCT FROM $2")
+                .bind(user_id)
+                .bind(keep_device_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        // Byte order, as in SQLite, whatever the database's default collation.
+        let rows: Vec<(String, String, Option<String>, Option<i64>, Option<String>)> =
+            sqlx::query_as(
+                "SELECT user_id, device_id, display_name, last_seen_ts, last_seen_ip \
+                 FROM devices WHERE user_id = $1 ORDER BY device_id COLLATE \"C\"",
+            )
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(user_id, device_id, display_name, last_seen_ts, last_seen_ip)| DeviceRecord {
+                    user_id,
+                    device_id,
+                    display_name,
+                    last_seen_ts,
+                    last_seen_ip,
+                },
+            )
+            .collect())
+    }
+
+    async fn insert_uia_session(&self, session: UiaSessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO uia_sessions \
+                 (session_hash, action, fingerprint, user_id, data, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session.session_hash)
+        .bind(session.action)
+        .bind(session.fingerprint)
+        .bind(session.user_id)
+        .bind(session.data)
+        .bind(session.created_at_ms)
+        .bind(session.expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("UIA session already exists"))?;
+        Ok(())
+    }
+
+    async fn find_uia_session(
+        &self,
+        session_hash: &str,
+    ) -> Result<Option<UiaSessionRecord>, StoreError> {
+        // One snapshot for the session and its stages.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let row: Option<(String, String, String, Option<String>, String, i64, i64)> =
+            sqlx::query_as(
+                "SELECT session_hash, action, fingerprint, user_id, data, created_at_ms, \
+                     expires_at_ms \
+                 FROM uia_sessions WHERE session_hash = $1",
+            )
+            .bind(session_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((session_hash, action, fingerprint, user_id, data, created_at_ms, expires_at_ms)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let completed = completed_stages(&mut tx, &session_hash).await?;
+        tx.commit().await?;
+        Ok(Some(UiaSessionRecord {
+            session_hash,
+            action,
+            fingerprint,
+            user_id,
+            data,
+            created_at_ms,
+            expires_at_ms,
+            completed,
+        }))
+    }
+
+    async fn complete_uia_stage(
+        &self,
+        session_hash: &str,
+        stage: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock keeps a concurrent take from deleting the session under the insert.
+        sqlx::query(
+            "INSERT INTO uia_completed_stages (session_hash, stage) \
+             SELECT session_hash, $2 FROM uia_sessions WHERE session_hash = $1 FOR KEY SHARE \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(session_hash)
+        .bind(stage)
+        .execute(&mut *tx)
+        .await?;
+        let completed = completed_stages(&mut tx, session_hash).await?;
+        tx.commit().await?;
+        Ok(completed)
+    }
+
+    async fn update_uia_data(&self, session_hash: &str, data: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE uia_sessions SET data = $1 WHERE session_hash = $2")
+            .bind(data)
+            .bind(session_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn take_uia_session(&self, session_hash: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM uia_sessions WHERE session_hash = $1")
+            .bind(session_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_expired_uia_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM uia_sessions WHERE expires_at_ms < $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
