@@ -1,0 +1,421 @@
+//! Accounts: registration, password login, access-token authentication, logout and the
+//! operator's account changes. No HTTP and no SQL here: callers speak Matrix, the store speaks
+//! rows, and this module holds the rules in between.
+
+pub mod password;
+pub mod tokens;
+pub mod user_id;
+
+use std::sync::Arc;
+
+use regex::RegexSet;
+use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    clock::{Clock, Randomness},
+    store::{NewAccount, NewLogin, Store, StoreError},
+};
+pub use password::{PasswordHasher, PasswordRejected};
+pub use user_id::InvalidUsername;
+
+/// Length of generated localparts.
+const GENERATED_LOCALPART_CHARS: usize = 12;
+
+/// What can go wrong in an account operation, named for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The requested username does not make a valid user ID.
+    #[error("invalid username: {0}")]
+    InvalidUsername(#[from] InvalidUsername),
+    /// The user ID is taken (or was taken by an account since deactivated).
+    #[error("user ID already taken")]
+    UserInUse,
+    /// The user ID lies in a namespace reserved by the configuration.
+    #[error("user ID is in an exclusive namespace")]
+    Exclusive,
+    /// The new password breaks the policy.
+    #[error("{0}")]
+    WeakPassword(PasswordRejected),
+    /// The password is longer than accepted.
+    #[error("{0}")]
+    PasswordTooLong(PasswordRejected),
+    /// Unknown user or wrong password (deliberately not told apart).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The account is deactivated.
+    #[error("account has been deactivated")]
+    Deactivated,
+    /// The access token is unknown (or was revoked).
+    #[error("unknown access token")]
+    UnknownToken,
+    /// The access token expired; the client should refresh or log in again.
+    #[error("access token has expired")]
+    ExpiredToken,
+    /// The user does not exist.
+    #[error("no such user")]
+    NoSuchUser,
+    /// A failure of the store or the hasher.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(err: StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+impl From<password::HashError> for AccountError {
+    fn from(err: password::HashError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// The user the access token belongs to.
+    pub user_id: OwnedUserId,
+    /// The device the access token was issued to.
+    pub device_id: OwnedDeviceId,
+    /// Whether the user is a guest.
+    pub is_guest: bool,
+}
+
+/// A device session handed to a client after registration or login.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    /// The device the tokens belong to.
+    pub device_id: OwnedDeviceId,
+    /// The new access token (shown to the client once, stored only hashed).
+    pub access_token: String,
+    /// Milliseconds until the access token expires, if it does.
+    pub expires_in_ms: Option<u64>,
+}
+
+/// Device details a client may supply when it logs in or registers.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceRequest {
+    /// Reuse (or create) this device ID; generated when absent.
+    pub device_id: Option<OwnedDeviceId>,
+    /// Display name for a new device.
+    pub display_name: Option<String>,
+    /// The client's IP address.
+    pub ip: Option<String>,
+}
+
+/// A registration the UIA stages have already approved.
+#[derive(Debug)]
+pub struct Registration {
+    /// The user ID to create (already checked by [`Accounts::check_new_user_id`]).
+    pub user_id: OwnedUserId,
+    /// The password; `None` for guests.
+    pub password: Option<SecretString>,
+    /// Whether this is a guest account.
+    pub is_guest: bool,
+    /// The first device, or `None` when the client asked for no login (`inhibit_login`).
+    pub login: Option<DeviceRequest>,
+}
+
+/// Settings the account rules depend on.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// This server's name.
+    pub server_name: OwnedServerName,
+    /// Minimum password length.
+    pub password_min_length: usize,
+    /// Access-token lifetime in milliseconds; `None` = never expires.
+    pub access_token_lifetime_ms: Option<i64>,
+    /// Regular expressions over full user IDs that registration may not claim.
+    pub exclusive_namespaces: RegexSet,
+}
+
+/// The account service: rules over the store, with injected time and randomness.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Randomness>,
+    settings: Arc<AccountSettings>,
+}
+
+impl Accounts {
+    /// Builds the service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: PasswordHasher,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Randomness>,
+        settings: AccountSettings,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            clock,
+            rng,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// This server's name.
+    pub fn server_name(&self) -> &ruma::ServerName {
+        &self.settings.server_name
+    }
+
+    /// Validates a requested username and checks it is free: the checks the spec wants done
+    /// before any User-Interactive Authentication. `None` generates a free localpart.
+    pub async fn check_new_user_id(
+        &self,
+        username: Option<&str>,
+    ) -> Result<OwnedUserId, AccountError> {
+        let Some(username) = username else {
+            return self.generate_user_id().await;
+        };
+        let user_id = user_id::user_id_for_registration(username, &self.settings.server_name)?;
+        if self
+            .settings
+            .exclusive_namespaces
+            .is_match(user_id.as_str())
+        {
+            return Err(AccountError::Exclusive);
+        }
+        if self.store.localpart_exists(user_id.localpart()).await? {
+            return Err(AccountError::UserInUse);
+        }
+        Ok(user_id)
+    }
+
+    async fn generate_user_id(&self) -> Result<OwnedUserId, AccountError> {
+        loop {
+            let localpart = self
+                .rng
+                .alphanumeric(GENERATED_LOCALPART_CHARS)
+                .to_ascii_lowercase();
+            let user_id =
+                user_id::user_id_for_registration(&localpart, &self.settings.server_name)?;
+            if !self
+                .settings
+                .exclusive_namespaces
+                .is_match(user_id.as_str())
+                && !self.store.localpart_exists(&localpart).await?
+            {
+                return Ok(user_id);
+            }
+        }
+    }
+
+    /// Checks a new password against the policy (without hashing it).
+    pub fn check_new_password(&self, password: &SecretString) -> Result<(), AccountError> {
+        password::check_policy(password.expose_secret(), self.settings.password_min_length).map_err(
+            |rejected| match rejected {
+                PasswordRejected::TooLong => AccountError::PasswordTooLong(rejected),
+                PasswordRejected::TooShort(_) => AccountError::WeakPassword(rejected),
+            },
+        )
+    }
+
+    /// Creates the account and, unless login is inhibited, its first device session, in one
+    /// atomic write: a lost race for the user ID leaves nothing behind.
+    pub async fn register(
+        &self,
+        registration: Registration,
+    ) -> Result<Option<IssuedSession>, AccountError> {
+        let password_hash = match registration.password {
+            Some(password) => {
+                self.check_new_password(&password)?;
+                Some(self.hasher.hash(password).await?)
+            }
+            None => None,
+        };
+        let now_ms = self.clock.now_ms();
+        let (login, issued) = match registration.login {
+            Some(device) => {
+                let (login, issued) = self.new_login(device, now_ms)?;
+                (Some(login), Some(issued))
+            }
+            None => (None, None),
+        };
+        let account = NewAccount {
+            user_id: registration.user_id.to_string(),
+            localpart: registration.user_id.localpart().to_owned(),
+            password_hash,
+            is_guest: registration.is_guest,
+            created_at_ms: now_ms,
+            login,
+        };
+        match self.store.create_account(account).await {
+            Ok(()) => {
+                metrics::counter!("vestibule_registrations_total").increment(1);
+                Ok(issued)
+            }
+            Err(StoreError::Conflict(_)) => Err(AccountError::UserInUse),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Checks `password` for the user named by `user` (localpart or user ID). Unknown users,
+    /// deactivated users and wrong passwords cost the same time.
+    pub async fn verify_password(
+        &self,
+        user: &str,
+        password: SecretString,
+    ) -> Result<OwnedUserId, AccountError> {
+        if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
+            return Err(AccountError::InvalidCredentials);
+        }
+        let user_id = user_id::user_id_for_login(user, &self.settings.server_name);
+        let record = match &user_id {
+            Some(user_id) => self.store.find_user(user_id.as_str()).await?,
+            None => None,
+        };
+        let deactivated = record
+            .as_ref()
+            .is_some_and(|record| record.deactivated_at_ms.is_some());
+        let stored = record.and_then(|record| record.password_hash);
+        let matches = self.hasher.verify(password, stored).await?;
+        match (user_id, matches) {
+            (Some(_), true) if deactivated => Err(AccountError::Deactivated),
+            (Some(user_id), true) => Ok(user_id),
+            _ => Err(AccountError::InvalidCredentials),
+        }
+    }
+
+    /// Logs `user` in with a password, opening (or reusing) a device session.
+    pub async fn login_with_password(
+        &self,
+        user: &str,
+        password: SecretString,
+        device: DeviceRequest,
+    ) -> Result<(OwnedUserId, IssuedSession), AccountError> {
+        let user_id = self.verify_password(user, password).await?;
+        let issued = self.open_session(&user_id, device).await?;
+        Ok((user_id, issued))
+    }
+
+    /// Opens a device session for an already authenticated user. Reusing a device ID keeps
+    /// the device and invalidates the tokens it held.
+    pub async fn open_session(
+        &self,
+        user_id: &UserId,
+        device: DeviceRequest,
+    ) -> Result<IssuedSession, AccountError> {
+        let (login, issued) = self.new_login(device, self.clock.now_ms())?;
+        self.store.start_login(user_id.as_str(), login).await?;
+        metrics::counter!("vestibule_logins_total").increment(1);
+        Ok(issued)
+    }
+
+    fn new_login(
+        &self,
+        device: DeviceRequest,
+        now_ms: i64,
+    ) -> Result<(NewLogin, IssuedSession), AccountError> {
+        let device_id = match device.device_id {
+            Some(device_id) => device_id,
+            None => OwnedDeviceId::from(tokens::new_device_id(self.rng.as_ref())),
+        };
+        let access_token = tokens::new_access_token(self.rng.as_ref());
+        let lifetime = self.settings.access_token_lifetime_ms;
+        let login = NewLogin {
+            device_id: device_id.to_string(),
+            display_name: device.display_name,
+            access_token_hash: tokens::digest(&access_token),
+            expires_at_ms: lifetime.map(|lifetime| now_ms.saturating_add(lifetime)),
+            refresh_token_hash: None,
+            now_ms,
+            ip: device.ip,
+        };
+        let issued = IssuedSession {
+            device_id,
+            access_token,
+            expires_in_ms: lifetime.and_then(|lifetime| u64::try_from(lifetime).ok()),
+        };
+        Ok((login, issued))
+    }
+
+    /// Resolves an access token to its holder.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Requester, AccountError> {
+        let owner = self
+            .store
+            .find_token_owner(&tokens::digest(access_token))
+            .await?
+            .ok_or(AccountError::UnknownToken)?;
+        if owner
+            .expires_at_ms
+            .is_some_and(|expires| expires <= self.clock.now_ms())
+        {
+            return Err(AccountError::ExpiredToken);
+        }
+        let user_id =
+            UserId::parse(owner.user_id).map_err(|err| AccountError::Internal(err.to_string()))?;
+        Ok(Requester {
+            user_id,
+            device_id: owner.device_id.into(),
+            is_guest: owner.is_guest,
+        })
+    }
+
+    /// Ends the caller's session: its device and every token of that device are deleted.
+    pub async fn logout(&self, requester: &Requester) -> Result<(), AccountError> {
+        self.store
+            .delete_device(requester.user_id.as_str(), requester.device_id.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of the user.
+    pub async fn logout_all(&self, user_id: &UserId) -> Result<(), AccountError> {
+        self.store
+            .delete_all_devices(user_id.as_str(), None)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new password (policy-checked) without asking for the old one: for the operator.
+    /// With `logout` every session of the user ends.
+    pub async fn reset_password(
+        &self,
+        user_id: &UserId,
+        password: SecretString,
+        logout: bool,
+    ) -> Result<(), AccountError> {
+        self.check_new_password(&password)?;
+        let record = self
+            .store
+            .find_user(user_id.as_str())
+            .await?
+            .ok_or(AccountError::NoSuchUser)?;
+        if record.deactivated_at_ms.is_some() {
+            return Err(AccountError::Deactivated);
+        }
+        let hash = self.hasher.hash(password).await?;
+        if !self
+            .store
+            .set_password_hash(user_id.as_str(), &hash)
+            .await?
+        {
+            return Err(AccountError::NoSuchUser);
+        }
+        if logout {
+            self.store
+                .delete_all_devices(user_id.as_str(), None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deactivates the account: no more logins, every session ended, the localpart kept.
+    pub async fn deactivate(&self, user_id: &UserId) -> Result<(), AccountError> {
+        if self
+            .store
+            .deactivate_user(user_id.as_str(), self.clock.now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AccountError::NoSuchUser)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Application state shared by every request, and how it is built from the configuration.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use regex::RegexSet;
+
+use crate::{
+    accounts::{AccountSettings, Accounts, PasswordHasher},
+    clock::{Clock, Randomness},
+    config::Config,
+    store::{self, Store},
+    uia::{
+        Uia,
+        stages::{Dummy, Password, Stage},
+    },
+};
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The account service.
+    pub accounts: Accounts,
+    /// The UIA engine.
+    pub uia: Uia,
+    /// The Prometheus registry to render at `/metrics`, when enabled.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Why the application could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open database {url}: {source}")]
+    Database {
+        /// The configured database URL, without credentials.
+        url: String,
+        /// What went wrong.
+        source: store::StoreError,
+    },
+    /// A setting was accepted by validation but could not be used.
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+/// Opens the configured store (running its migrations).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    store::open(&config.database.url, config.database.max_connections)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact_url(&config.database.url),
+            source,
+        })
+}
+
+/// Builds the state from the configuration, an opened store, and the time and randomness to
+/// use (the system's in production, controlled ones in tests).
+pub fn build(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Randomness>,
+    metrics: Option<PrometheusHandle>,
+) -> Result<AppState, StartupError> {
+    let hasher = PasswordHasher::new(&config.password)
+        .map_err(|err| StartupError::Config(err.to_string()))?;
+    let settings = AccountSettings {
+        server_name: config
+            .server_name
+            .as_str()
+            .try_into()
+            .map_err(|_| StartupError::Config("server_name".into()))?,
+        password_min_length: config.password.min_length,
+        access_token_lifetime_ms: match config.tokens.access_token_lifetime_secs {
+            0 => None,
+            secs => Some(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
+        },
+        exclusive_namespaces: RegexSet::new(&config.registration.exclusive_user_namespaces)
+            .map_err(|err| {
+                StartupError::Config(format!("registration.exclusive_user_namespaces: {err}"))
+            })?,
+    };
+    let accounts = Accounts::new(store.clone(), hasher, clock.clone(), rng.clone(), settings);
+    let stages: Vec<Box<dyn Stage>> =
+        vec![Box::new(Dummy), Box::new(Password::new(accounts.clone()))];
+    let session_lifetime_ms =
+        i64::try_from(config.uia.session_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let uia = Uia::new(store, clock, rng, stages, session_lifetime_ms);
+    Ok(AppState {
+        config: Arc::new(config),
+        accounts,
+        uia,
+        metrics,
+    })
+}
+
+/// The URL with any password replaced, fit for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

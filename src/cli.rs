@@ -1,0 +1,230 @@
+//! The command line: run the server, apply migrations, manage users, check the configuration.
+
+use std::{io::BufRead, path::PathBuf, sync::Arc};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::{
+    accounts::{Registration, user_id},
+    app::{self, AppState},
+    clock::{OsRandomness, SystemClock},
+    config::Config,
+    telemetry,
+};
+
+/// Where the quick start keeps its generated configuration.
+pub const DEFAULT_CONFIG_PATH: &str = "vestibule-data/vestibule.toml";
+
+/// Vestibule: a Matrix account and authentication server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file. Without it, `vestibule-data/vestibule.toml` is used, and generated
+    /// with defaults (SQLite under ./vestibule-data, 127.0.0.1:8008) if it does not exist.
+    #[arg(long, short, global = true, env = "VESTIBULE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: apply pending migrations, then listen on the configured addresses
+    /// until SIGINT or SIGTERM.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage user accounts directly in the configured database.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Account management for operators.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from --password, or else from the first line of
+    /// standard input.
+    Create {
+        /// Localpart or full user ID of the new account.
+        username: String,
+        /// The password (visible to other local users in the process list: prefer stdin).
+        #[arg(long, env = "VESTIBULE_USER_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Set a new password without knowing the old one, and log out every session unless
+    /// --keep-sessions is given. The password is read like for `create`.
+    ResetPassword {
+        /// Localpart or full user ID.
+        username: String,
+        /// The new password.
+        #[arg(long, env = "VESTIBULE_USER_PASSWORD")]
+        password: Option<String>,
+        /// Keep the user's existing sessions logged in.
+        #[arg(long)]
+        keep_sessions: bool,
+    },
+    /// Deactivate an account: it can no longer log in, every session ends, and its user ID is
+    /// never handed out again.
+    Deactivate {
+        /// Localpart or full user ID.
+        username: String,
+    },
+}
+
+/// Configuration helpers.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration (file plus environment), then print it.
+    Check,
+    /// Print a commented configuration file with every option at its default.
+    Example,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", Config::example_toml());
+        return Ok(());
+    }
+    let config = match &cli.config {
+        Some(path) => Config::load(Some(path))?,
+        None => Config::load_or_generate(DEFAULT_CONFIG_PATH.as_ref())?,
+    };
+    telemetry::init_logging(&config.observability);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            app::open_store(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(command) => manage_user(config, command).await,
+        Command::Config(ConfigCommand::Check) => {
+            print!(
+                "{}",
+                toml::to_string_pretty(&config).context("rendering configuration")?
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => Ok(()),
+    }
+}
+
+async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let metrics = if config.observability.metrics_enabled {
+        telemetry::metrics_handle()
+    } else {
+        None
+    };
+    let store = app::open_store(&config).await?;
+    Ok(app::build(
+        config,
+        store,
+        Arc::new(SystemClock),
+        Arc::new(OsRandomness),
+        metrics,
+    )?)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addresses = config.listen.clone();
+    let state = build_state(config).await?;
+    let mut listeners = Vec::new();
+    for address in addresses {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!(%address, "listening");
+        listeners.push(listener);
+    }
+    crate::serve(state, listeners, shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn read_password(given: Option<String>) -> anyhow::Result<SecretString> {
+    let password = match given {
+        Some(password) => password,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        bail!("no password given (use --password or pipe it on standard input)");
+    }
+    Ok(SecretString::from(password))
+}
+
+async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let state = build_state(config).await?;
+    let accounts = &state.accounts;
+    let existing_user = |username: &str| {
+        user_id::user_id_for_login(username, accounts.server_name())
+            .with_context(|| format!("{username:?} is not a user of this server"))
+    };
+    match command {
+        UserCommand::Create { username, password } => {
+            let user_id = accounts.check_new_user_id(Some(&username)).await?;
+            let password = read_password(password)?;
+            accounts
+                .register(Registration {
+                    user_id: user_id.clone(),
+                    password: Some(password),
+                    is_guest: false,
+                    login: None,
+                })
+                .await?;
+            println!("created {user_id}");
+        }
+        UserCommand::ResetPassword {
+            username,
+            password,
+            keep_sessions,
+        } => {
+            let user_id = existing_user(&username)?;
+            accounts
+                .reset_password(&user_id, read_password(password)?, !keep_sessions)
+                .await?;
+            println!("password of {user_id} reset");
+        }
+        UserCommand::Deactivate { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.deactivate(&user_id).await?;
+            println!("deactivated {user_id}");
+        }
+    }
+    Ok(())
+}

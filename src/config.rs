@@ -1,0 +1,459 @@
+//! Configuration: one TOML file plus `VESTIBULE_*` environment overrides (`__` separates nested
+//! keys, e.g. `VESTIBULE_DATABASE__URL`), validated before anything starts.
+
+use std::{net::SocketAddr, path::Path};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of a Vestibule instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The Matrix server name: the part after `:` in user IDs.
+    pub server_name: String,
+    /// Base URL clients reach this server at, advertised in `/.well-known/matrix/client`.
+    pub public_baseurl: String,
+    /// Addresses to listen on for client HTTP traffic.
+    pub listen: Vec<SocketAddr>,
+    /// Where data lives.
+    pub database: DatabaseConfig,
+    /// Who may register and how.
+    pub registration: RegistrationConfig,
+    /// Password policy and hashing.
+    pub password: PasswordConfig,
+    /// Access-token settings.
+    pub tokens: TokenConfig,
+    /// User-Interactive Authentication settings.
+    pub uia: UiaConfig,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// Logging and metrics.
+    pub observability: ObservabilityConfig,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` (embedded, created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+}
+
+/// Registration settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Whether new accounts may be registered at all.
+    pub enabled: bool,
+    /// Whether guest accounts (`kind=guest`) may be registered.
+    pub guest_access: bool,
+    /// UIA flows a registration must complete, each a list of stage types.
+    pub flows: Vec<Vec<String>>,
+    /// Allow registration flows with no verification stage (only `m.login.dummy`) while
+    /// listening on a non-loopback address. Off by default: an open public server attracts abuse.
+    pub allow_unverified_on_public_address: bool,
+    /// Regular expressions over full user IDs that registration may not claim (namespaces
+    /// reserved for application services); a match is refused with `M_EXCLUSIVE`.
+    pub exclusive_user_namespaces: Vec<String>,
+}
+
+/// Password policy and argon2id parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// Whether users may change their password (`m.change_password` capability).
+    pub change_enabled: bool,
+    /// Minimum password length, in characters.
+    pub min_length: usize,
+    /// argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations (time cost).
+    pub argon2_iterations: u32,
+    /// argon2id parallelism (lanes).
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; 0 means one per CPU core.
+    pub hash_workers: usize,
+}
+
+/// Access-token settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Lifetime of an access token in seconds; 0 means tokens never expire.
+    pub access_token_lifetime_secs: u64,
+}
+
+/// User-Interactive Authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiaConfig {
+    /// How long a UIA session stays usable after it was started, in seconds.
+    pub session_lifetime_secs: u64,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes; larger ones get 413 `M_TOO_LARGE`.
+    pub max_body_bytes: usize,
+}
+
+/// Logging and metrics settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    /// Default log filter (`RUST_LOG` syntax); `RUST_LOG` overrides it.
+    pub log_filter: String,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics_enabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: "localhost".into(),
+            public_baseurl: "http://127.0.0.1:8008/".into(),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8008))],
+            database: DatabaseConfig::default(),
+            registration: RegistrationConfig::default(),
+            password: PasswordConfig::default(),
+            tokens: TokenConfig::default(),
+            uia: UiaConfig::default(),
+            http: HttpConfig::default(),
+            observability: ObservabilityConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:vestibule-data/vestibule.db".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            guest_access: false,
+            flows: vec![vec!["m.login.dummy".into()]],
+            allow_unverified_on_public_address: false,
+            exclusive_user_namespaces: Vec::new(),
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        // OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
+        Self {
+            change_enabled: true,
+            min_length: 8,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_workers: 0,
+        }
+    }
+}
+
+impl Default for UiaConfig {
+    fn default() -> Self {
+        Self {
+            session_lifetime_secs: 15 * 60,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for ObservabilityConfig {
+    fn default() -> Self {
+        Self {
+            log_format: "text".into(),
+            log_filter: "info".into(),
+            metrics_enabled: true,
+        }
+    }
+}
+
+/// A configuration that could not be loaded or is not valid; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be parsed into the schema.
+    #[error("configuration error: {0}")]
+    Parse(String),
+    /// A value parsed but is not acceptable.
+    #[error("configuration error: `{key}`: {reason}")]
+    Invalid {
+        /// Dotted path of the offending key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The generated configuration file could not be written.
+    #[error("cannot write configuration file {path}: {source}")]
+    Write {
+        /// The file that could not be written.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Stage types the UIA engine knows; flows may only name these.
+pub const KNOWN_STAGES: &[&str] = &["m.login.dummy", "m.login.password"];
+
+impl Config {
+    /// Loads `path` (if given) under the `VESTIBULE_*` environment overrides, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Parse(format!(
+                    "file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("VESTIBULE_").split("__"))
+            .extract()
+            .map_err(|err| ConfigError::Parse(describe_figment_error(&err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that the type system alone can't.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
+        if ruma::ServerName::parse(&self.server_name).is_err() {
+            return invalid(
+                "server_name",
+                format!("{:?} is not a valid Matrix server name", self.server_name),
+            );
+        }
+        if url::Url::parse(&self.public_baseurl).is_err() {
+            return invalid(
+                "public_baseurl",
+                format!("{:?} is not an absolute URL", self.public_baseurl),
+            );
+        }
+        if self.listen.is_empty() {
+            return invalid("listen", "at least one address is needed".into());
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "database.url",
+                format!("{url:?} must start with sqlite: or postgres://"),
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1".into());
+        }
+        if self.password.min_length == 0 {
+            return invalid("password.min_length", "must be at least 1".into());
+        }
+        if let Err(err) = argon2::Params::new(
+            self.password.argon2_memory_kib,
+            self.password.argon2_iterations,
+            self.password.argon2_parallelism,
+            None,
+        ) {
+            return invalid(
+                "password.argon2_*",
+                format!("argon2 rejects these parameters: {err}"),
+            );
+        }
+        if self.uia.session_lifetime_secs == 0 {
+            return invalid("uia.session_lifetime_secs", "must be at least 1".into());
+        }
+        if self.http.max_body_bytes < 1024 {
+            return invalid("http.max_body_bytes", "must be at least 1024".into());
+        }
+        if !matches!(self.observability.log_format.as_str(), "text" | "json") {
+            return invalid(
+                "observability.log_format",
+                "must be \"text\" or \"json\"".into(),
+            );
+        }
+        self.validate_registration()
+    }
+
+    fn validate_registration(&self) -> Result<(), ConfigError> {
+        let registration = &self.registration;
+        for flow in &registration.flows {
+            if flow.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "registration.flows",
+                    reason: "a flow needs at least one stage".into(),
+                });
+            }
+            if let Some(stage) = flow
+                .iter()
+                .find(|stage| !KNOWN_STAGES.contains(&stage.as_str()))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "registration.flows",
+                    reason: format!(
+                        "unknown stage {stage:?}; known stages: {}",
+                        KNOWN_STAGES.join(", ")
+                    ),
+                });
+            }
+        }
+        if let Err(err) = regex::RegexSet::new(&registration.exclusive_user_namespaces) {
+            return Err(ConfigError::Invalid {
+                key: "registration.exclusive_user_namespaces",
+                reason: err.to_string(),
+            });
+        }
+        if registration.enabled && registration.flows.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "registration.flows",
+                reason: "registration is enabled but no flow is configured".into(),
+            });
+        }
+        let unverified = registration
+            .flows
+            .iter()
+            .any(|flow| flow.iter().all(|stage| stage == "m.login.dummy"));
+        let public = self.listen.iter().any(|addr| !addr.ip().is_loopback());
+        if registration.enabled
+            && unverified
+            && public
+            && !registration.allow_unverified_on_public_address
+        {
+            return Err(ConfigError::Invalid {
+                key: "registration.allow_unverified_on_public_address",
+                reason:
+                    "registration is open with no verification stage on a non-loopback address; \
+                         set this to true if that is really intended"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the configuration at `path`, first writing a generated one there if it is missing:
+    /// the zero-setup path of the quick start.
+    pub fn load_or_generate(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            let write_error = |source| ConfigError::Write {
+                path: path.display().to_string(),
+                source,
+            };
+            if let Some(parent) = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(write_error)?;
+            }
+            std::fs::write(path, Self::example_toml()).map_err(write_error)?;
+        }
+        Self::load(Some(path))
+    }
+
+    /// The default configuration as commented TOML, as written for a fresh install.
+    pub fn example_toml() -> String {
+        include_str!("../vestibule.example.toml").to_owned()
+    }
+}
+
+/// Turns figment's error into one line that names the offending key and its source.
+fn describe_figment_error(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|err| {
+            let key = if err.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", err.path.join("."))
+            };
+            let source = err
+                .metadata
+                .as_ref()
+                .map(|meta| match &meta.source {
+                    Some(source) => format!(" (in {source})"),
+                    None => format!(" (in {})", meta.name),
+                })
+                .unwrap_or_default();
+            let kind = err
+                .kind
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("{key}{kind}{source}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_is_the_default_config() {
+        let parsed: Config = toml::from_str(&Config::example_toml()).expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn open_registration_on_public_address_is_refused() {
+        let mut config = Config {
+            listen: vec!["0.0.0.0:8008".parse().expect("address")],
+            ..Config::default()
+        };
+        let err = config.validate().expect_err("must refuse");
+        assert!(
+            err.to_string()
+                .contains("allow_unverified_on_public_address"),
+            "{err}"
+        );
+        config.registration.allow_unverified_on_public_address = true;
+        config.validate().expect("explicit opt-in is accepted");
+    }
+
+    #[test]
+    fn unknown_stage_is_named() {
+        let mut config = Config::default();
+        config.registration.flows = vec![vec!["m.login.bogus".into()]];
+        assert!(
+            config
+                .validate()
+                .expect_err("must refuse")
+                .to_string()
+                .contains("m.login.bogus")
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The one error type every handler returns: a Matrix standard error, a UIA challenge, or an
+//! internal failure whose detail is logged and never sent.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Map, Value, json};
+
+use crate::store::StoreError;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub enum MatrixError {
+    /// The spec's standard error JSON: `{"errcode": …, "error": …}` plus optional extra fields.
+    Standard {
+        /// HTTP status.
+        status: StatusCode,
+        /// The Matrix `errcode`, e.g. `M_FORBIDDEN`.
+        errcode: &'static str,
+        /// Human-readable explanation.
+        message: String,
+        /// Extra top-level fields (`soft_logout`, `retry_after_ms`, …).
+        extra: Map<String, Value>,
+    },
+    /// A 401 User-Interactive Authentication response body (`flows`, `params`, `session`, …).
+    Uiaa(Value),
+    /// Something failed on our side; the detail goes to the log only.
+    Internal(String),
+}
+
+impl MatrixError {
+    /// A standard error with the given status, code and message.
+    pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
+        Self::Standard {
+            status,
+            errcode,
+            message: message.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Adds an extra top-level field to a standard error.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        if let Self::Standard { extra, .. } = &mut self {
+            extra.insert(key.to_owned(), value);
+        }
+        self
+    }
+
+    /// 400 `M_BAD_JSON`.
+    pub fn bad_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
+    }
+
+    /// 400 `M_MISSING_PARAM`.
+    pub fn missing_param(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_MISSING_PARAM", message)
+    }
+
+    /// 400 `M_INVALID_PARAM`.
+    pub fn invalid_param(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
+    }
+
+    /// 403 `M_FORBIDDEN`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
+    }
+
+    /// 400 `M_UNKNOWN`.
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", message)
+    }
+
+    /// 404/405 `M_UNRECOGNIZED`.
+    pub fn unrecognized(status: StatusCode) -> Self {
+        Self::new(status, "M_UNRECOGNIZED", "Unrecognized request")
+    }
+
+    /// An internal failure, with context for the log.
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        Self::Internal(context.to_string())
+    }
+}
+
+impl From<StoreError> for MatrixError {
+    fn from(err: StoreError) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl IntoResponse for MatrixError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Standard {
+                status,
+                errcode,
+                message,
+                extra,
+            } => {
+                let mut body = Map::new();
+                body.insert("errcode".into(), errcode.into());
+                body.insert("error".into(), message.into());
+                let retry_after = extra.get("retry_after_ms").and_then(Value::as_u64);
+                body.extend(extra);
+                let mut response = (status, Json(Value::Object(body))).into_response();
+                if let Some(ms) = retry_after
+                    && let Ok(value) = HeaderValue::from_str(&ms.div_ceil(1000).to_string())
+                {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Self::Uiaa(body) => (StatusCode::UNAUTHORIZED, Json(body)).into_response(),
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                let body = json!({"errcode": "M_UNKNOWN", "error": "Internal server error"});
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+impl From<crate::accounts::AccountError> for MatrixError {
+    fn from(err: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        let message = err.to_string();
+        match err {
+            AccountError::InvalidUsername(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "M_INVALID_USERNAME", message)
+            }
+            AccountError::UserInUse => Self::new(
+                StatusCode::BAD_REQUEST,
+                "M_USER_IN_USE",
+                "User ID already taken",
+            ),
+            AccountError::Exclusive => Self::new(
+                StatusCode::BAD_REQUEST,
+                "M_EXCLUSIVE",
+                "User ID is reserved by an application service",
+            ),
+            AccountError::WeakPassword(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "M_WEAK_PASSWORD", message)
+            }
+            AccountError::PasswordTooLong(_) => Self::invalid_param(message),
+            AccountError::InvalidCredentials => Self::forbidden("Invalid username or password"),
+            AccountError::Deactivated => Self::new(
+                StatusCode::FORBIDDEN,
+                "M_USER_DEACTIVATED",
+                "This account has been deactivated",
+            ),
+            AccountError::UnknownToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "Unknown access token",
+            )
+            .with("soft_logout", Value::Bool(false)),
+            AccountError::ExpiredToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "Access token has expired",
+            )
+            .with("soft_logout", Value::Bool(true)),
+            AccountError::NoSuchUser => {
+                Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such user")
+            }
+            AccountError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP surface: every route on every prefix, and the layers around them.
+
+pub mod account;
+pub mod auth;
+pub mod discovery;
+pub mod register;
+pub mod ruma;
+pub mod session;
+
+use std::time::{Duration, Instant};
+
+use ::ruma::api::client::{
+    account::{get_username_availability, register as register_endpoint, whoami},
+    discovery::get_capabilities,
+    session::{get_login_types, login, logout, logout_all},
+};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{Any, CorsLayer},
+    trace::TraceLayer,
+};
+
+use self::ruma::route;
+use crate::{app::AppState, error::MatrixError};
+
+/// The complete router for `state`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.http.max_body_bytes;
+    let mut router = Router::new()
+        .route("/_matrix/client/versions", get(discovery::versions))
+        .route("/.well-known/matrix/client", get(discovery::well_known))
+        .route("/metrics", get(render_metrics));
+    router = route::<register_endpoint::v3::Request, _, _, _>(router, register::register);
+    router = route::<get_username_availability::v3::Request, _, _, _>(
+        router,
+        register::get_username_availability,
+    );
+    router = route::<get_login_types::v3::Request, _, _, _>(router, session::get_login_types);
+    router = route::<login::v3::Request, _, _, _>(router, session::login);
+    router = route::<logout::v3::Request, _, _, _>(router, session::logout);
+    router = route::<logout_all::v3::Request, _, _, _>(router, session::logout_all);
+    router = route::<whoami::v3::Request, _, _, _>(router, account::whoami);
+    router = route::<get_capabilities::v3::Request, _, _, _>(router, discovery::get_capabilities);
+    router
+        .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async {
+            MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(cors())
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            MatrixError::internal("handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+/// CORS as the spec's "Web Browser Clients" section asks: any origin, the methods and
+/// headers clients use.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::HeaderName::from_static("x-requested-with"),
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+/// Counts requests and their latency per route and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("vestibule_http_requests_total", &labels).increment(1);
+    metrics::histogram!("vestibule_http_request_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: Prometheus text format, or 404 when metrics are disabled.
+async fn render_metrics(State(app): State<AppState>) -> Response {
+    match &app.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => MatrixError::unrecognized(StatusCode::NOT_FOUND).into_response(),
+    }
+}

@@ -1,0 +1,185 @@
+//! The only glue between axum and ruma's endpoint types: the [`Ruma`] request extractor, the
+//! [`RumaResponse`] wrapper, and [`route`], which mounts a handler on every path ruma's
+//! metadata lists for the endpoint (r0 and v3).
+//!
+//! The extractor parses the JSON body itself before handing it to ruma, so that each kind of
+//! bad input gets its own Matrix error: unparseable → `M_NOT_JSON`, not an object or wrong
+//! types → `M_BAD_JSON`, a required field absent → `M_MISSING_PARAM`, too big → `M_TOO_LARGE`.
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, RawPathParams, Request},
+    handler::Handler,
+    http::{Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{MethodFilter, on},
+};
+use bytes::BytesMut;
+use ruma::api::{
+    IncomingRequest, IncomingRequestExt, Metadata, OutgoingResponse, OutgoingResponseExt,
+    error::{DeserializationError, FromHttpRequestError},
+    path_builder::VersionHistory,
+};
+use serde_json::Value;
+
+use crate::error::MatrixError;
+
+/// What an endpoint expects in its body, beyond what ruma's types say.
+pub trait Endpoint: IncomingRequest {
+    /// Whether the endpoint takes a JSON object body (an empty body is then `M_NOT_JSON`).
+    const JSON_BODY: bool;
+    /// Top-level fields that must be present; checked before ruma deserializes, so the error
+    /// names the field (and ruma never sees a body it can't handle gracefully).
+    const REQUIRED_FIELDS: &'static [&'static str] = &[];
+}
+
+/// A parsed ruma request plus what UIA and logging need from the raw request.
+pub struct Ruma<T> {
+    /// The typed request.
+    pub body: T,
+    /// The JSON body as sent (`Value::Null` when the endpoint has no body).
+    pub json: Value,
+    /// The request method.
+    pub method: Method,
+    /// The request path.
+    pub path: String,
+}
+
+impl<T, S> FromRequest<S> for Ruma<T>
+where
+    T: Endpoint,
+    S: Send + Sync,
+{
+    type Rejection = MatrixError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let path_params = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|rejection| MatrixError::invalid_param(rejection.body_text()))?;
+        let path_args: Vec<String> = path_params
+            .iter()
+            .map(|(_, value)| value.to_owned())
+            .collect();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => MatrixError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "M_TOO_LARGE",
+                    "Request body is too large",
+                ),
+                _ => MatrixError::bad_json("Could not read the request body"),
+            })?;
+        let json = if T::JSON_BODY {
+            parse_json_object::<T>(&bytes)?
+        } else {
+            Value::Null
+        };
+        let http_request = axum::http::Request::from_parts(parts.clone(), bytes.as_ref());
+        let path_args: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        let body =
+            T::try_from_http_request(http_request, &path_args).map_err(describe_ruma_error)?;
+        Ok(Self {
+            body,
+            json,
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+        })
+    }
+}
+
+fn parse_json_object<T: Endpoint>(bytes: &[u8]) -> Result<Value, MatrixError> {
+    let not_json = || MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Content not JSON");
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_json());
+    }
+    let json: Value = serde_json::from_slice(bytes).map_err(|_| not_json())?;
+    let Some(object) = json.as_object() else {
+        return Err(MatrixError::bad_json("Request body must be a JSON object"));
+    };
+    if let Some(missing) = T::REQUIRED_FIELDS
+        .iter()
+        .find(|field| !object.contains_key(**field))
+    {
+        return Err(MatrixError::missing_param(format!(
+            "Missing parameter: {missing}"
+        )));
+    }
+    Ok(json)
+}
+
+fn describe_ruma_error(err: FromHttpRequestError) -> MatrixError {
+    match err {
+        FromHttpRequestError::Deserialization(DeserializationError::Json(err)) => {
+            let message = err.to_string();
+            match message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                Some(field) => MatrixError::missing_param(format!("Missing parameter: {field}")),
+                None => MatrixError::bad_json(format!("Invalid request body: {message}")),
+            }
+        }
+        FromHttpRequestError::Deserialization(err) => {
+            MatrixError::invalid_param(format!("Invalid parameter: {err}"))
+        }
+        FromHttpRequestError::MethodMismatch { .. } => {
+            MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
+        }
+        other => MatrixError::bad_json(other.to_string()),
+    }
+}
+
+/// A ruma response type turned into an HTTP response.
+pub struct RumaResponse<T>(pub T);
+
+impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
+    fn into_response(self) -> Response {
+        match self.0.try_into_http_response::<BytesMut>() {
+            Ok(response) => response
+                .map(|body| axum::body::Body::from(body.freeze()))
+                .into_response(),
+            Err(err) => {
+                MatrixError::internal(format!("serializing response: {err}")).into_response()
+            }
+        }
+    }
+}
+
+/// Mounts `handler` on every stable path of endpoint `T`, for `T`'s HTTP method.
+pub fn route<T, H, X, S>(router: Router<S>, handler: H) -> Router<S>
+where
+    T: Metadata<PathBuilder = VersionHistory>,
+    H: Handler<X, S>,
+    X: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    let filter = MethodFilter::try_from(T::METHOD).expect("ruma endpoints use standard methods");
+    T::PATH_BUILDER
+        .stable_paths()
+        .fold(router, |router, (_, path)| {
+            router.route(path, on(filter, handler.clone()))
+        })
+}
+
+macro_rules! endpoints {
+    ($($endpoint:path => json: $json:expr, required: [$($field:literal),*];)*) => {
+        $(impl Endpoint for $endpoint {
+            const JSON_BODY: bool = $json;
+            const REQUIRED_FIELDS: &'static [&'static str] = &[$($field),*];
+        })*
+    };
+}
+
+endpoints! {
+    ruma::api::client::account::register::v3::Request => json: true, required: [];
+    ruma::api::client::account::get_username_availability::v3::Request => json: false, required: [];
+    ruma::api::client::session::login::v3::Request => json: true, required: ["type"];
+    ruma::api::client::session::get_login_types::v3::Request => json: false, required: [];
+    ruma::api::client::session::logout::v3::Request => json: false, required: [];
+    ruma::api::client::session::logout_all::v3::Request => json: false, required: [];
+    ruma::api::client::account::whoami::v3::Request => json: false, required: [];
+    ruma::api::client::discovery::get_capabilities::v3::Request => json: false, required: [];
+}

@@ -1,0 +1,75 @@
+//! Vestibule: a Matrix account and authentication server.
+//!
+//! Data flows one way: [`http`] (axum handlers) → [`uia`] and [`accounts`] (rules) →
+//! [`store`] (SQLite or PostgreSQL). See `ARCHITECTURE.md`.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+pub mod uia;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+
+/// How often expired UIA sessions are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Serves `state` on every listener until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    state: AppState,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purge = tokio::spawn(purge_expired_sessions(state.clone()));
+    let router = http::router(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let service = router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await
+        });
+    }
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut result = Ok(());
+    while let Some(joined) = servers.join_next().await {
+        match joined {
+            Ok(Err(err)) => result = Err(err),
+            Err(err) => result = Err(std::io::Error::other(err)),
+            Ok(Ok(())) => {}
+        }
+    }
+    purge.abort();
+    result
+}
+
+async fn purge_expired_sessions(state: AppState) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        interval.tick().await;
+        match state.uia.purge_expired().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged expired UIA sessions"),
+            Err(err) => tracing::warn!(error = ?err, "could not purge expired UIA sessions"),
+        }
+    }
+}

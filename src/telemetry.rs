@@ -1,0 +1,42 @@
+//! Structured logs (text or JSON) and the process-wide Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::ObservabilityConfig;
+
+/// Installs the log subscriber: `RUST_LOG` if set, else the configured filter.
+pub fn init_logging(config: &ObservabilityConfig) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if config.log_format == "json" {
+        registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .try_init()
+    } else {
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init()
+    };
+    if let Err(err) = result {
+        eprintln!("logging was already initialised: {err}");
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use (the `metrics` facade has one
+/// global recorder, so every server in the process shares it).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics recorder unavailable");
+                None
+            }
+        })
+        .clone()
+}

@@ -1,0 +1,265 @@
+//! The User-Interactive Authentication engine (spec: "User-Interactive Authentication API").
+//!
+//! A handler calls [`Uia::authenticate`] once; it either returns [`Completed`] or the 401
+//! challenge as a [`MatrixError`]. Sessions live in the store, so they survive restarts and
+//! work across instances, and each is bound to the operation that started it: its action, the
+//! requesting user, and an HMAC (keyed by the session ID, which is stored only hashed) of the
+//! method, path and body without `auth`.
+
+pub mod flows;
+pub mod stages;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::http::StatusCode;
+use hmac::{Hmac, Mac};
+use ruma::{CanonicalJsonValue, UserId};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::{
+    accounts::tokens,
+    clock::{Clock, Randomness},
+    error::MatrixError,
+    store::{Store, UiaSessionRecord},
+};
+pub use flows::{Flow, StageFailure};
+use stages::{Stage, StageContext};
+
+/// Characters in a session ID.
+const SESSION_ID_CHARS: usize = 32;
+
+/// The operations that can be protected by UIA; a session serves exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `POST /register`.
+    Register,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+        }
+    }
+}
+
+/// The request being authorised.
+pub struct Operation<'a> {
+    /// What the request does.
+    pub action: Action,
+    /// HTTP method of the request.
+    pub method: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// The whole JSON body, including `auth`.
+    pub body: &'a Value,
+    /// The authenticated user, if the request carried an access token.
+    pub user: Option<&'a UserId>,
+    /// The flows that authorise this operation.
+    pub flows: &'a [Flow],
+}
+
+/// Proof that a flow was completed; the session has been consumed.
+#[derive(Debug)]
+pub struct Completed {
+    /// The stages that were completed.
+    pub stages: Vec<String>,
+}
+
+/// The UIA engine: stage registry plus stored sessions.
+#[derive(Clone)]
+pub struct Uia {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Randomness>,
+    stages: Arc<BTreeMap<&'static str, Box<dyn Stage>>>,
+    session_lifetime_ms: i64,
+}
+
+impl Uia {
+    /// An engine offering `stages`, with sessions lasting `session_lifetime_ms`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Randomness>,
+        stages: Vec<Box<dyn Stage>>,
+        session_lifetime_ms: i64,
+    ) -> Self {
+        let stages = stages
+            .into_iter()
+            .map(|stage| (stage.kind(), stage))
+            .collect();
+        Self {
+            store,
+            clock,
+            rng,
+            stages: Arc::new(stages),
+            session_lifetime_ms,
+        }
+    }
+
+    /// Runs one round of UIA for `operation`: starts a session, attempts the stage in `auth`,
+    /// and returns [`Completed`] once a flow is satisfied, or else the 401 challenge.
+    pub async fn authenticate(&self, operation: Operation<'_>) -> Result<Completed, MatrixError> {
+        let auth = match operation.body.get("auth") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(auth)) => Some(auth),
+            Some(_) => return Err(MatrixError::bad_json("`auth` must be an object")),
+        };
+        let session_id = match auth.and_then(|auth| auth.get("session")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(session)) => Some(session.clone()),
+            Some(_) => return Err(MatrixError::bad_json("`auth.session` must be a string")),
+        };
+        let (session_id, session) = match session_id {
+            Some(session_id) => {
+                let session = self.load_session(&session_id, &operation).await?;
+                (session_id, session)
+            }
+            None => self.start_session(&operation).await?,
+        };
+        let mut completed = session.completed;
+        let stage_type = match auth.and_then(|auth| auth.get("type")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(stage)) => Some(stage.as_str()),
+            Some(_) => return Err(MatrixError::bad_json("`auth.type` must be a string")),
+        };
+        if let (Some(stage_type), Some(auth)) = (stage_type, auth) {
+            let stage = self
+                .stages
+                .get(stage_type)
+                .filter(|_| flows::offers(operation.flows, stage_type))
+                .ok_or_else(|| {
+                    MatrixError::new(
+                        StatusCode::BAD_REQUEST,
+                        "M_UNRECOGNIZED",
+                        format!(
+                            "Authentication stage {stage_type:?} is not offered for this request"
+                        ),
+                    )
+                })?;
+            let context = StageContext {
+                user: operation.user,
+            };
+            match stage.attempt(&context, auth).await {
+                Ok(()) => {
+                    completed = self
+                        .store
+                        .complete_uia_stage(&session.session_hash, stage_type)
+                        .await?;
+                }
+                Err(failure) => {
+                    return Err(self.challenge(
+                        operation.flows,
+                        &session_id,
+                        &completed,
+                        Some(&failure),
+                    ));
+                }
+            }
+        }
+        if !flows::is_satisfied(operation.flows, &completed) {
+            return Err(self.challenge(operation.flows, &session_id, &completed, None));
+        }
+        if !self.store.take_uia_session(&session.session_hash).await? {
+            return Err(unknown_session());
+        }
+        Ok(Completed { stages: completed })
+    }
+
+    async fn start_session(
+        &self,
+        operation: &Operation<'_>,
+    ) -> Result<(String, UiaSessionRecord), MatrixError> {
+        let session_id = self.rng.alphanumeric(SESSION_ID_CHARS);
+        let now_ms = self.clock.now_ms();
+        let record = UiaSessionRecord {
+            session_hash: tokens::digest(&session_id),
+            action: operation.action.as_str().to_owned(),
+            fingerprint: fingerprint(&session_id, operation),
+            user_id: operation.user.map(ToString::to_string),
+            data: "{}".into(),
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(self.session_lifetime_ms),
+            completed: Vec::new(),
+        };
+        self.store.insert_uia_session(record.clone()).await?;
+        Ok((session_id, record))
+    }
+
+    async fn load_session(
+        &self,
+        session_id: &str,
+        operation: &Operation<'_>,
+    ) -> Result<UiaSessionRecord, MatrixError> {
+        let session = self
+            .store
+            .find_uia_session(&tokens::digest(session_id))
+            .await?
+            .filter(|session| session.expires_at_ms > self.clock.now_ms())
+            .ok_or_else(unknown_session)?;
+        let same_user = session.user_id.as_deref() == operation.user.map(UserId::as_str);
+        if session.action != operation.action.as_str()
+            || !same_user
+            || session.fingerprint != fingerprint(session_id, operation)
+        {
+            return Err(MatrixError::forbidden(
+                "This authentication session was started for a different request",
+            ));
+        }
+        Ok(session)
+    }
+
+    fn challenge(
+        &self,
+        flows: &[Flow],
+        session_id: &str,
+        completed: &[String],
+        failure: Option<&StageFailure>,
+    ) -> MatrixError {
+        let params: Map<String, Value> = flows
+            .iter()
+            .flatten()
+            .filter_map(|kind| {
+                let params = self.stages.get(kind.as_str())?.params()?;
+                Some((kind.clone(), params))
+            })
+            .collect();
+        MatrixError::Uiaa(flows::challenge(
+            flows, params, session_id, completed, failure,
+        ))
+    }
+
+    /// Deletes sessions that have expired; run periodically.
+    pub async fn purge_expired(&self) -> Result<u64, MatrixError> {
+        Ok(self
+            .store
+            .delete_expired_uia_sessions(self.clock.now_ms())
+            .await?)
+    }
+}
+
+fn unknown_session() -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_UNKNOWN",
+        "Unknown or expired authentication session",
+    )
+}
+
+/// HMAC-SHA256, keyed by the session ID, of the method, path and canonical body without `auth`.
+fn fingerprint(session_id: &str, operation: &Operation<'_>) -> String {
+    let mut body = operation.body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("auth");
+    }
+    let canonical = CanonicalJsonValue::try_from(body.clone())
+        .map_or_else(|_| body.to_string(), |canonical| canonical.to_string());
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(session_id.as_bytes()).expect("HMAC accepts any key length");
+    for part in [operation.method, "\n", operation.path, "\n", &canonical] {
+        mac.update(part.as_bytes());
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
