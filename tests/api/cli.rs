@@ -1,0 +1,260 @@
+//! The `vestibule` binary: operator commands, start-up errors, and the zero-setup quick start.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::support::{TestServer, assert_error};
+
+fn vestibule(
+    config_dir: &TempDir,
+    database_url: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    let config = config_dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        "server_name = \"localhost\"\n[password]\nargon2_memory_kib = 256\nargon2_iterations = 1\n",
+    )
+    .expect("config written");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("VESTIBULE_DATABASE__URL", database_url)
+        .env_remove("VESTIBULE_USER_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vestibule starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("stdin written");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("vestibule finishes")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn operator_manages_users_on_the_live_database() {
+    let server = TestServer::spawn().await;
+    let dir = TempDir::new().expect("dir");
+    let url = server.database_url().to_owned();
+
+    let created = vestibule(
+        &dir,
+        &url,
+        &["user", "create", "opal"],
+        Some("first-password\n"),
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(String::from_utf8_lossy(&created.stdout).contains("@opal:localhost"));
+    let session = server.login("opal", "first-password").await;
+
+    let duplicate = vestibule(
+        &dir,
+        &url,
+        &["user", "create", "opal", "--password", "whatever123"],
+        None,
+    );
+    assert!(!duplicate.status.success());
+    assert!(
+        stderr(&duplicate).contains("taken"),
+        "{}",
+        stderr(&duplicate)
+    );
+
+    let reset = vestibule(
+        &dir,
+        &url,
+        &[
+            "user",
+            "reset-password",
+            "@opal:localhost",
+            "--password",
+            "second-password",
+        ],
+        None,
+    );
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    let whoami = server
+        .get(
+            "/_matrix/client/v3/account/whoami",
+            session["access_token"].as_str(),
+        )
+        .await;
+    assert_error(&whoami, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
+    let old = server
+        .post(
+            "/_matrix/client/v3/login",
+            None,
+            &json!({"type": "m.login.password", "user": "opal", "password": "first-password"}),
+        )
+        .await;
+    assert_error(&old, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    server.login("opal", "second-password").await;
+
+    let deactivated = vestibule(&dir, &url, &["user", "deactivate", "opal"], None);
+    assert!(deactivated.status.success(), "{}", stderr(&deactivated));
+    let login = server
+        .post(
+            "/_matrix/client/v3/login",
+            None,
+            &json!({"type": "m.login.password", "user": "opal", "password": "second-password"}),
+        )
+        .await;
+    assert_error(&login, StatusCode::FORBIDDEN, "M_USER_DEACTIVATED");
+    let register = server
+        .post(
+            "/_matrix/client/v3/register",
+            None,
+            &json!({"username": "opal", "password": "password123"}),
+        )
+        .await;
+    assert_error(&register, StatusCode::BAD_REQUEST, "M_USER_IN_USE");
+
+    let missing = vestibule(&dir, &url, &["user", "deactivate", "nobody"], None);
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn help_explains_each_command() {
+    let dir = TempDir::new().expect("dir");
+    let output = vestibule(&dir, "sqlite::memory:", &["--help"], None);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "migrate", "user", "config"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let output = vestibule(&dir, "sqlite::memory:", &["user", "--help"], None);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["create", "reset-password", "deactivate"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
+/// An environment variable set for one run.
+type EnvVar = (&'static str, &'static str);
+
+fn run_with_config(contents: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let dir = TempDir::new().expect("dir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, contents).expect("written");
+    Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn bad_configuration_stops_startup_with_one_clear_line() {
+    let cases: [(&str, &[EnvVar], &str); 5] = [
+        ("server_name = 5", &[], "server_name"),
+        ("bogus_key = true", &[], "bogus_key"),
+        ("this is not toml", &[], "bad.toml"),
+        (
+            "",
+            &[("VESTIBULE_PASSWORD__MIN_LENGTH", "zero")],
+            "password.min_length",
+        ),
+        (
+            "listen = [\"0.0.0.0:8008\"]",
+            &[],
+            "allow_unverified_on_public_address",
+        ),
+    ];
+    for (contents, env, expected) in cases {
+        let output = run_with_config(contents, env, &["config", "check"]);
+        assert!(!output.status.success(), "{contents}");
+        let message = stderr(&output);
+        assert_eq!(message.trim().lines().count(), 1, "{message}");
+        assert!(
+            message.starts_with("error: ") && message.contains(expected),
+            "{contents}: {message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+#[test]
+fn unreachable_database_stops_startup_with_one_clear_line() {
+    let output = run_with_config(
+        "",
+        &[(
+            "VESTIBULE_DATABASE__URL",
+            "postgres://postgres@127.0.0.1:1/none",
+        )],
+        &["migrate"],
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot open database postgres://postgres@127.0.0.1:1/none"),
+        "{message}"
+    );
+    assert_eq!(
+        message
+            .trim()
+            .lines()
+            .filter(|line| line.starts_with("error"))
+            .count(),
+        1,
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn quick_start_generates_config_and_database() {
+    let dir = TempDir::new().expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("VESTIBULE_LISTEN", format!("[\"127.0.0.1:{port}\"]"))
+        .env_remove("VESTIBULE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let url = format!("http://127.0.0.1:{port}/_matrix/client/versions");
+    let mut answered = false;
+    for _ in 0..100 {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|response| response.status() == StatusCode::OK)
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answered, "server never answered");
+    let generated = std::fs::read_to_string(dir.path().join("vestibule-data/vestibule.toml"))
+        .expect("config generated");
+    assert!(generated.contains("server_name = \"localhost\""));
+    assert!(dir.path().join("vestibule-data/vestibule.db").exists());
+}

@@ -1,0 +1,71 @@
+//! A real Matrix client library (`matrix-sdk`) registers, logs in, asks whoami and logs out.
+
+use matrix_sdk::{
+    Client,
+    ruma::api::client::{
+        account::register::v3::Request as RegistrationRequest,
+        uiaa::{AuthData, Dummy},
+    },
+};
+
+use crate::support::TestServer;
+
+async fn client(server: &TestServer) -> Client {
+    Client::builder()
+        .homeserver_url(&server.base)
+        .build()
+        .await
+        .expect("client builds")
+}
+
+#[tokio::test]
+async fn matrix_sdk_client_walks_the_account_lifecycle() {
+    let server = TestServer::spawn().await;
+
+    let registering = client(&server).await;
+    let mut request = RegistrationRequest::new();
+    request.username = Some("sdkuser".to_owned());
+    request.password = Some("sdk-password".to_owned());
+    let challenge = registering
+        .matrix_auth()
+        .register(request.clone())
+        .await
+        .expect_err("UIA challenge first");
+    let info = challenge.as_uiaa_response().expect("a UIA response");
+    let mut dummy = Dummy::new();
+    dummy.session = info.session.clone();
+    request.auth = Some(AuthData::Dummy(dummy));
+    let registered = registering
+        .matrix_auth()
+        .register(request)
+        .await
+        .expect("registration completes");
+    assert_eq!(registered.user_id.as_str(), "@sdkuser:localhost");
+
+    let client = client(&server).await;
+    let login = client
+        .matrix_auth()
+        .login_username("sdkuser", "sdk-password")
+        .initial_device_display_name("sdk test")
+        .send()
+        .await
+        .expect("login succeeds");
+    assert_eq!(login.user_id.as_str(), "@sdkuser:localhost");
+
+    let whoami = client.whoami().await.expect("whoami succeeds");
+    assert_eq!(whoami.user_id, login.user_id);
+    assert_eq!(whoami.device_id.as_ref(), Some(&login.device_id));
+
+    client
+        .matrix_auth()
+        .logout()
+        .await
+        .expect("logout succeeds");
+    let (status, _) = server
+        .get(
+            "/_matrix/client/v3/account/whoami",
+            Some(&login.access_token),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+}

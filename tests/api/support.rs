@@ -1,0 +1,215 @@
+//! The black-box harness: a real Vestibule on a random loopback port with a fresh SQLite
+//! database and a manual clock, and a small JSON client for it.
+
+use std::{future::Future, sync::Arc};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use vestibule::{
+    app,
+    clock::{ManualClock, OsRandomness},
+    config::Config,
+};
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The server's clock; tests advance it instead of sleeping.
+    pub clock: ManualClock,
+    /// The configuration the server runs with.
+    pub config: Config,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    dir: Arc<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A configuration for tests: cheap argon2 (the real parameters are for the benchmark) and a
+/// database in `dir`.
+pub fn test_config(dir: &TempDir) -> Config {
+    let mut config = Config::default();
+    config.database.url = format!("sqlite:{}", dir.path().join("vestibule.db").display());
+    config.password.argon2_memory_kib = 256;
+    config.password.argon2_iterations = 1;
+    config
+}
+
+impl TestServer {
+    /// A server with the default test configuration.
+    pub async fn spawn() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` changes first.
+    pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let mut config = test_config(&dir);
+        adjust(&mut config);
+        Self::start(config, dir, ManualClock::new(1_700_000_000_000)).await
+    }
+
+    async fn start(config: Config, dir: Arc<TempDir>, clock: ManualClock) -> Self {
+        config.validate().expect("test config is valid");
+        let store = app::open_store(&config).await.expect("store opens");
+        let state = app::build(
+            config.clone(),
+            store,
+            Arc::new(clock.clone()),
+            Arc::new(OsRandomness),
+            None,
+        )
+        .expect("state builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            vestibule::serve(state, vec![listener], async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            base,
+            clock,
+            config,
+            http: reqwest::Client::new(),
+            dir,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database, clock and configuration.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        Self::start(self.config.clone(), self.dir.clone(), self.clock.clone()).await
+    }
+
+    async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server stops cleanly");
+        }
+    }
+
+    /// The database URL of this server (for CLI tests).
+    pub fn database_url(&self) -> &str {
+        &self.config.database.url
+    }
+
+    /// Sends a request and returns status and JSON body (`Value::Null` for a non-JSON body).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request is sent");
+        let status = response.status();
+        let text = response.text().await.expect("body is read");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// `POST path` with raw bytes as the body.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request is sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers `username` through the dummy flow and returns the 200 body.
+    pub async fn register(&self, username: &str, password: &str) -> Value {
+        let body = json!({ "username": username, "password": password });
+        let (status, challenge) = self.post("/_matrix/client/v3/register", None, &body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+        let mut body = body;
+        body["auth"] = json!({ "type": "m.login.dummy", "session": challenge["session"] });
+        let (status, registered) = self.post("/_matrix/client/v3/register", None, &body).await;
+        assert_eq!(status, StatusCode::OK, "{registered}");
+        registered
+    }
+
+    /// Logs `user` in with a password and returns the 200 body.
+    pub async fn login(&self, user: &str, password: &str) -> Value {
+        let body = json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": user },
+            "password": password,
+        });
+        let (status, body) = self.post("/_matrix/client/v3/login", None, &body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Asserts a standard Matrix error: status, `errcode`, and a non-empty `error`.
+#[track_caller]
+pub fn assert_error(response: &(StatusCode, Value), status: StatusCode, errcode: &str) {
+    let (actual_status, body) = response;
+    assert_eq!(*actual_status, status, "status of {body}");
+    assert_eq!(body["errcode"], errcode, "errcode of {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|error| !error.is_empty()),
+        "error message of {body}"
+    );
+}
+
+/// Runs `make` `n` times concurrently and collects the results.
+pub async fn concurrently<F, T>(n: usize, make: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(make(i))).collect();
+    let mut results = Vec::with_capacity(n);
+    for handle in handles {
+        results.push(handle.await.expect("task completes"));
+    }
+    results
+}

@@ -1,0 +1,139 @@
+//! The User-Interactive Authentication engine, seen through `POST /register`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{TestServer, assert_error};
+
+const REGISTER: &str = "/_matrix/client/v3/register";
+
+#[tokio::test]
+async fn unknown_session_is_refused() {
+    let server = TestServer::spawn().await;
+    let body = json!({"username": "u1", "password": "password123", "auth": {"type": "m.login.dummy", "session": "nonexistent"}});
+    assert_error(
+        &server.post(REGISTER, None, &body).await,
+        StatusCode::BAD_REQUEST,
+        "M_UNKNOWN",
+    );
+}
+
+#[tokio::test]
+async fn session_is_bound_to_the_request_that_started_it() {
+    let server = TestServer::spawn().await;
+    let (_, challenge) = server
+        .post(
+            REGISTER,
+            None,
+            &json!({"username": "u2", "password": "password123"}),
+        )
+        .await;
+    let session = challenge["session"].clone();
+    // Same path, different body.
+    let other_body = json!({"username": "u3", "password": "password123", "auth": {"type": "m.login.dummy", "session": session}});
+    assert_error(
+        &server.post(REGISTER, None, &other_body).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    // Same body, different path.
+    let other_path = json!({"username": "u2", "password": "password123", "auth": {"type": "m.login.dummy", "session": session}});
+    assert_error(
+        &server
+            .post("/_matrix/client/r0/register", None, &other_path)
+            .await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    assert_eq!(
+        server
+            .get("/_matrix/client/v3/register/available?username=u3", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // The original request still completes.
+    let (status, _) = server.post(REGISTER, None, &other_path).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn completed_session_cannot_be_reused() {
+    let server = TestServer::spawn().await;
+    let body = json!({"username": "u4", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    let mut body = body;
+    body["auth"] = json!({"type": "m.login.dummy", "session": challenge["session"]});
+    assert_eq!(server.post(REGISTER, None, &body).await.0, StatusCode::OK);
+    assert_error(
+        &server.post(REGISTER, None, &body).await,
+        StatusCode::BAD_REQUEST,
+        "M_USER_IN_USE",
+    );
+    body["username"] = json!("u4b");
+    let response = server.post(REGISTER, None, &body).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_UNKNOWN");
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let server = TestServer::spawn().await;
+    let body = json!({"username": "u5", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    server.clock.advance(15 * 60 * 1000 + 1);
+    let mut body = body;
+    body["auth"] = json!({"type": "m.login.dummy", "session": challenge["session"]});
+    assert_error(
+        &server.post(REGISTER, None, &body).await,
+        StatusCode::BAD_REQUEST,
+        "M_UNKNOWN",
+    );
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let server = TestServer::spawn().await;
+    let body = json!({"username": "u6", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    let server = server.restart().await;
+    let mut body = body;
+    body["auth"] = json!({"type": "m.login.dummy", "session": challenge["session"]});
+    let (status, registered) = server.post(REGISTER, None, &body).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+}
+
+#[tokio::test]
+async fn multi_stage_flow_reports_progress_and_failures() {
+    let server = TestServer::with(|config| {
+        config.registration.flows = vec![vec!["m.login.dummy".into(), "m.login.password".into()]];
+    })
+    .await;
+    let body = json!({"username": "u7", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    assert_eq!(
+        challenge["flows"],
+        json!([{"stages": ["m.login.dummy", "m.login.password"]}])
+    );
+    let session = challenge["session"].clone();
+    let mut body = body;
+    body["auth"] = json!({"type": "m.login.dummy", "session": session});
+    let (status, progress) = server.post(REGISTER, None, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(progress["completed"], json!(["m.login.dummy"]));
+    assert_eq!(progress["session"], session);
+    assert!(progress.get("errcode").is_none());
+    // The password stage needs an existing, authenticated user: it fails, and says so in the
+    // challenge, keeping the progress made.
+    body["auth"] = json!({"type": "m.login.password", "session": session, "identifier": {"type": "m.id.user", "user": "u7"}, "password": "x"});
+    let (status, failed) = server.post(REGISTER, None, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(failed["errcode"], "M_FORBIDDEN");
+    assert_eq!(failed["completed"], json!(["m.login.dummy"]));
+    // A stage no flow offers.
+    body["auth"] = json!({"type": "m.login.recaptcha", "response": "captcha", "session": session});
+    assert_error(
+        &server.post(REGISTER, None, &body).await,
+        StatusCode::BAD_REQUEST,
+        "M_UNRECOGNIZED",
+    );
+}
