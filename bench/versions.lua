@@ -1,0 +1,5 @@
+-- GET /_matrix/client/versions
+package.path = os.getenv("BENCH_DIR") .. "/?.lua;" .. package.path
+require("common")
+wrk.method = "GET"
+wrk.path = "/_matrix/client/versions"
