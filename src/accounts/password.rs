@@ -1,16 +1,17 @@
-//! Password policy and hashing. Hashing is deliberately slow, so it runs on the blocking thread
-//! pool behind a semaphore sized to the cores: a flood of logins queues here instead of
-//! occupying the async workers that serve every other request.
+//! Password policy and hashing. Hashing is deliberately slow, so it runs on a fixed pool of
+//! worker threads (one per core by default), never on the async workers that serve every other
+//! request: a flood of logins queues here. Each worker allocates its argon2 memory once and
+//! reuses it, so memory stays flat however many passwords are hashed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
-    password_hash::SaltString,
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::{Output, ParamsString, SaltString},
 };
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::config::PasswordConfig;
 
@@ -44,18 +45,96 @@ pub fn check_policy(password: &str, min_length: usize) -> Result<(), PasswordRej
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
-/// Hashes and verifies passwords on a bounded pool.
+impl HashError {
+    fn from_display(err: impl std::fmt::Display) -> Self {
+        Self(err.to_string())
+    }
+}
+
+/// A unit of work for a hashing thread.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// One hashing thread's state: the configured argon2 and its reusable memory.
+struct Worker {
+    params: Params,
+    memory: Vec<Block>,
+}
+
+impl Worker {
+    fn new(params: Params) -> Self {
+        let memory = vec![Block::default(); params.block_count()];
+        Self { params, memory }
+    }
+
+    /// argon2id of `password` with a fresh salt, as a PHC string.
+    fn hash(&mut self, password: &[u8]) -> Result<String, HashError> {
+        let salt = SaltString::generate(&mut OsRng);
+        let mut salt_buffer = [0_u8; 64];
+        let raw_salt = salt
+            .as_salt()
+            .decode_b64(&mut salt_buffer)
+            .map_err(HashError::from_display)?;
+        let mut output = vec![
+            0_u8;
+            self.params
+                .output_len()
+                .unwrap_or(Params::DEFAULT_OUTPUT_LEN)
+        ];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+            .hash_password_into_with_memory(password, raw_salt, &mut output, &mut self.memory)
+            .map_err(HashError::from_display)?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(HashError::from_display)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&output).map_err(HashError::from_display)?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Whether `password` matches the argon2 PHC string `stored`, in constant time. Hashes made
+    /// with other parameters are verified too, with memory allocated for the occasion.
+    fn verify_argon2(&mut self, password: &[u8], stored: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params)) =
+            (Algorithm::try_from(hash.algorithm), Params::try_from(&hash))
+        else {
+            return false;
+        };
+        let version = hash.version.map_or(Ok(Version::V0x13), Version::try_from);
+        let Ok(version) = version else { return false };
+        let mut salt_buffer = [0_u8; 64];
+        let Ok(raw_salt) = salt.decode_b64(&mut salt_buffer) else {
+            return false;
+        };
+        let mut output = vec![0_u8; expected.len()];
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let computed = if params.block_count() == self.memory.len() {
+            argon2.hash_password_into_with_memory(password, raw_salt, &mut output, &mut self.memory)
+        } else {
+            argon2.hash_password_into(password, raw_salt, &mut output)
+        };
+        computed.is_ok() && Output::new(&output).is_ok_and(|output| output == expected)
+    }
+}
+
+/// Hashes and verifies passwords on a fixed pool of threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the user does not exist so that an
     /// unknown user costs as much time as a wrong password.
     dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
-    /// A hasher with the configured argon2id parameters and pool size.
+    /// A hasher with the configured argon2id parameters and pool size; starts its threads.
     pub fn new(config: &PasswordConfig) -> Result<Self, HashError> {
         let params = Params::new(
             config.argon2_memory_kib,
@@ -63,35 +142,33 @@ impl PasswordHasher {
             config.argon2_parallelism,
             None,
         )
-        .map_err(|err| HashError(err.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        .map_err(HashError::from_display)?;
         let workers = match config.hash_workers {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
         };
-        let salt = SaltString::generate(&mut OsRng);
-        let dummy_hash = argon2
-            .hash_password(salt.as_str().as_bytes(), &salt)
-            .map_err(|err| HashError(err.to_string()))?
-            .to_string();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..workers {
+            let queue = queue.clone();
+            let params = params.clone();
+            std::thread::Builder::new()
+                .name(format!("vestibule-hash-{index}"))
+                .spawn(move || run_worker(&queue, Worker::new(params)))
+                .map_err(HashError::from_display)?;
+        }
+        let dummy_hash =
+            Worker::new(params).hash(SaltString::generate(&mut OsRng).as_str().as_bytes())?;
         Ok(Self {
-            argon2,
-            permits: Arc::new(Semaphore::new(workers)),
+            jobs,
             dummy_hash: dummy_hash.into(),
         })
     }
 
     /// An argon2id PHC string for `password`, with a fresh salt.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
-        let argon2 = self.argon2.clone();
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2
-                .hash_password(password.expose_secret().as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|err| HashError(err.to_string()))
-        })
-        .await?
+        self.run(move |worker| worker.hash(password.expose_secret().as_bytes()))
+            .await?
     }
 
     /// Whether `password` matches `stored` (argon2 PHC, or bcrypt imported from Synapse).
@@ -102,41 +179,55 @@ impl PasswordHasher {
         password: SecretString,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
-        let argon2 = self.argon2.clone();
         let (stored, real) = match stored {
             Some(stored) => (stored, true),
             None => (self.dummy_hash.to_string(), false),
         };
-        self.run(move || {
+        self.run(move |worker| {
             let candidate = password.expose_secret().as_bytes();
             let matches = if stored.starts_with("$2") {
                 bcrypt::verify(candidate, &stored).unwrap_or(false)
             } else {
-                PasswordHash::new(&stored)
-                    .is_ok_and(|hash| argon2.verify_password(candidate, &hash).is_ok())
+                worker.verify_argon2(candidate, &stored)
             };
             matches && real
         })
         .await
     }
 
-    /// Runs `work` on the blocking pool once a hashing permit is free.
+    /// Queues `work` for the next free hashing thread and waits for its result.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Worker) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|err| HashError(err.to_string()))?;
-        let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|err| HashError(err.to_string()));
-        metrics::histogram!("vestibule_password_hash_seconds")
-            .record(started.elapsed().as_secs_f64());
+        let (reply, result) = oneshot::channel();
+        let job: Job = Box::new(move |worker| {
+            let started = std::time::Instant::now();
+            let outcome = work(worker);
+            metrics::histogram!("vestibule_password_hash_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let _ = reply.send(outcome);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| HashError("hashing threads have stopped".into()))?;
         result
+            .await
+            .map_err(|_| HashError("hashing thread dropped the job".into()))
+    }
+}
+
+/// A hashing thread: takes jobs until every sender is gone.
+fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>, mut worker: Worker) {
+    loop {
+        let job = match queue.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&mut worker),
+            Err(_) => return,
+        }
     }
 }
 
@@ -160,7 +251,10 @@ mod tests {
             .hash("correct horse".to_owned().into())
             .await
             .expect("hash");
-        assert!(hash.starts_with("$argon2id$"));
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        let phc = PasswordHash::new(&hash).expect("a PHC string");
+        argon2::PasswordVerifier::verify_password(&Argon2::default(), b"correct horse", &phc)
+            .expect("standard argon2 verifies our PHC strings");
         assert!(
             hasher
                 .verify("correct horse".to_owned().into(), Some(hash.clone()))
@@ -176,6 +270,33 @@ mod tests {
         assert!(
             !hasher
                 .verify("anything".to_owned().into(), None)
+                .await
+                .expect("verify")
+        );
+    }
+
+    #[tokio::test]
+    async fn verifies_hashes_made_with_other_parameters() {
+        let other = PasswordConfig {
+            argon2_memory_kib: 128,
+            argon2_iterations: 2,
+            ..PasswordConfig::default()
+        };
+        let hash = PasswordHasher::new(&other)
+            .expect("hasher")
+            .hash("rotated".to_owned().into())
+            .await
+            .expect("hash");
+        assert!(hash.contains("m=128,t=2"), "{hash}");
+        assert!(
+            fast()
+                .verify("rotated".to_owned().into(), Some(hash.clone()))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !fast()
+                .verify("wrong".to_owned().into(), Some(hash))
                 .await
                 .expect("verify")
         );

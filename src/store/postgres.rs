@@ -16,8 +16,11 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to the database at `url` (`postgres://…`) and applies the embedded migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // A database that can't be reached at start-up should fail fast with a clear error,
+        // not after sqlx's default 30 s of retries.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
