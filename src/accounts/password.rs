@@ -11,6 +11,7 @@ use argon2::{
 };
 use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
+use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 use tokio::sync::oneshot;
 
 use crate::config::PasswordConfig;
@@ -54,7 +55,8 @@ impl HashError {
 /// A unit of work for a hashing thread.
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
-/// One hashing thread's state: the configured argon2 and its reusable memory.
+/// One hashing thread's state: the configured argon2 and its reusable memory, allocated on
+/// the first hash (an idle server does not hold it).
 struct Worker {
     params: Params,
     memory: Vec<Block>,
@@ -62,8 +64,18 @@ struct Worker {
 
 impl Worker {
     fn new(params: Params) -> Self {
-        let memory = vec![Block::default(); params.block_count()];
-        Self { params, memory }
+        Self {
+            params,
+            memory: Vec::new(),
+        }
+    }
+
+    /// The reusable memory, sized for the configured parameters.
+    fn memory(&mut self) -> &mut [Block] {
+        if self.memory.len() != self.params.block_count() {
+            self.memory = vec![Block::default(); self.params.block_count()];
+        }
+        &mut self.memory
     }
 
     /// argon2id of `password` with a fresh salt, as a PHC string.
@@ -81,7 +93,7 @@ impl Worker {
                 .unwrap_or(Params::DEFAULT_OUTPUT_LEN)
         ];
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-            .hash_password_into_with_memory(password, raw_salt, &mut output, &mut self.memory)
+            .hash_password_into_with_memory(password, raw_salt, &mut output, self.memory())
             .map_err(HashError::from_display)?;
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
@@ -115,8 +127,8 @@ impl Worker {
         };
         let mut output = vec![0_u8; expected.len()];
         let argon2 = Argon2::new(algorithm, version, params.clone());
-        let computed = if params.block_count() == self.memory.len() {
-            argon2.hash_password_into_with_memory(password, raw_salt, &mut output, &mut self.memory)
+        let computed = if params.block_count() == self.params.block_count() {
+            argon2.hash_password_into_with_memory(password, raw_salt, &mut output, self.memory())
         } else {
             argon2.hash_password_into(password, raw_salt, &mut output)
         };
@@ -217,8 +229,22 @@ impl PasswordHasher {
     }
 }
 
+/// Scheduling priority of hashing threads on the crate's 0–99 scale (≈ nice 9 on Linux): request
+/// handling preempts hashing, so a login flood slows logins, not every other endpoint, while
+/// idle cores still go to hashing.
+const HASH_THREAD_PRIORITY: u8 = 23;
+
 /// A hashing thread: takes jobs until every sender is gone.
 fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>, mut worker: Worker) {
+    let lowered = ThreadPriorityValue::try_from(HASH_THREAD_PRIORITY)
+        .map_err(|err| err.to_string())
+        .and_then(|value| {
+            set_current_thread_priority(ThreadPriority::Crossplatform(value))
+                .map_err(|err| err.to_string())
+        });
+    if let Err(err) = lowered {
+        tracing::warn!(error = %err, "could not lower the priority of a password hashing thread");
+    }
     loop {
         let job = match queue.lock() {
             Ok(receiver) => receiver.recv(),

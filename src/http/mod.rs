@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(|_| {
             MatrixError::internal("handler panicked").into_response()
         }))
@@ -82,6 +82,12 @@ fn cors() -> CorsLayer {
             header::AUTHORIZATION,
         ])
         .max_age(Duration::from_secs(24 * 3600))
+}
+
+/// The tracing span of a request: method and path only, never the query string, which may
+/// carry an `access_token`.
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// Counts requests and their latency per route and status.
