@@ -98,6 +98,11 @@ url = "sqlite:$TMP/vestibule.db"
 
 [observability]
 log_filter = "warn"
+
+# The benchmark measures throughput from one client address: rate limits would only measure
+# themselves.
+[rate_limits]
+enabled = false
 EOF
 
 # Environment variables override the file (VESTIBULE_*, RUST_LOG): start from a clean slate so

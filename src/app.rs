@@ -9,6 +9,7 @@ use crate::{
     accounts::{AccountSettings, Accounts, PasswordHasher},
     clock::{Clock, Randomness},
     config::Config,
+    ratelimit::RateLimiter,
     store::{self, Store},
     uia::{
         Uia,
@@ -25,6 +26,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// The UIA engine.
     pub uia: Uia,
+    /// The rate limiter.
+    pub limiter: RateLimiter,
     /// The Prometheus registry to render at `/metrics`, when enabled.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -77,18 +80,36 @@ pub fn build(
             0 => None,
             secs => Some(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
         },
+        refreshable_access_token_lifetime_ms: i64::try_from(
+            config
+                .tokens
+                .refreshable_access_token_lifetime_secs
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX),
         exclusive_namespaces: RegexSet::new(&config.registration.exclusive_user_namespaces)
             .map_err(|err| {
                 StartupError::Config(format!("registration.exclusive_user_namespaces: {err}"))
             })?,
     };
-    let accounts = Accounts::new(store.clone(), hasher, clock.clone(), rng.clone(), settings);
-    let stages: Vec<Box<dyn Stage>> =
-        vec![Box::new(Dummy), Box::new(Password::new(accounts.clone()))];
+    let limiter = RateLimiter::new(store.clone(), clock.clone(), config.rate_limits.clone());
+    let accounts = Accounts::new(
+        store.clone(),
+        hasher,
+        clock.clone(),
+        rng.clone(),
+        limiter.clone(),
+        settings,
+    );
+    let stages: Vec<Box<dyn Stage>> = vec![
+        Box::new(Dummy),
+        Box::new(Password::new(accounts.clone(), limiter.clone())),
+    ];
     let session_lifetime_ms =
         i64::try_from(config.uia.session_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let uia = Uia::new(store, clock, rng, stages, session_lifetime_ms);
     Ok(AppState {
+        limiter,
         config: Arc::new(config),
         accounts,
         uia,

@@ -9,6 +9,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::ratelimit::RateLimitConfig;
+
 /// The whole configuration of a Vestibule instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub uia: UiaConfig,
     /// HTTP limits.
     pub http: HttpConfig,
+    /// Request rate limits.
+    pub rate_limits: RateLimitConfig,
     /// Logging and metrics.
     pub observability: ObservabilityConfig,
 }
@@ -82,11 +86,22 @@ pub struct PasswordConfig {
 }
 
 /// Access-token settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// Lifetime of an access token in seconds; 0 means tokens never expire.
     pub access_token_lifetime_secs: u64,
+    /// Lifetime of an access token issued with a refresh token, in seconds.
+    pub refreshable_access_token_lifetime_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime_secs: 0,
+            refreshable_access_token_lifetime_secs: 300,
+        }
+    }
 }
 
 /// User-Interactive Authentication settings.
@@ -129,6 +144,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             uia: UiaConfig::default(),
             http: HttpConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             observability: ObservabilityConfig::default(),
         }
     }
@@ -286,6 +302,18 @@ impl Config {
             return invalid(
                 "password.argon2_*",
                 format!("argon2 rejects these parameters: {err}"),
+            );
+        }
+        if self.tokens.refreshable_access_token_lifetime_secs == 0 {
+            return invalid(
+                "tokens.refreshable_access_token_lifetime_secs",
+                "must be at least 1".into(),
+            );
+        }
+        if let Some(quota) = self.rate_limits.invalid_quota() {
+            return invalid(
+                "rate_limits",
+                format!("`{quota}` needs per_second > 0 and burst >= 1"),
             );
         }
         if self.uia.session_lifetime_secs == 0 {

@@ -124,6 +124,20 @@ impl IntoResponse for MatrixError {
     }
 }
 
+impl From<crate::ratelimit::RateLimitError> for MatrixError {
+    fn from(err: crate::ratelimit::RateLimitError) -> Self {
+        match err {
+            crate::ratelimit::RateLimitError::Limited { retry_after_ms } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "M_LIMIT_EXCEEDED",
+                "Too many requests",
+            )
+            .with("retry_after_ms", Value::from(retry_after_ms)),
+            crate::ratelimit::RateLimitError::Store(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 impl From<crate::accounts::AccountError> for MatrixError {
     fn from(err: crate::accounts::AccountError) -> Self {
         use crate::accounts::AccountError;
@@ -158,6 +172,12 @@ impl From<crate::accounts::AccountError> for MatrixError {
                 "Unknown access token",
             )
             .with("soft_logout", Value::Bool(false)),
+            AccountError::UnknownRefreshToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "Unknown or already used refresh token",
+            )
+            .with("soft_logout", Value::Bool(false)),
             AccountError::ExpiredToken => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "M_UNKNOWN_TOKEN",
@@ -167,6 +187,7 @@ impl From<crate::accounts::AccountError> for MatrixError {
             AccountError::NoSuchUser => {
                 Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such user")
             }
+            AccountError::RateLimited(limited) => limited.into(),
             AccountError::Internal(detail) => Self::Internal(detail),
         }
     }

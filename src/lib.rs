@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
 pub mod uia;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::app::AppState;
 
-/// How often expired UIA sessions are purged.
+/// How often expired UIA sessions and refilled rate-limit buckets are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Serves `state` on every listener until `shutdown` resolves, then drains in-flight requests.
@@ -70,6 +71,9 @@ async fn purge_expired_sessions(state: AppState) {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired UIA sessions"),
             Err(err) => tracing::warn!(error = ?err, "could not purge expired UIA sessions"),
+        }
+        if let Err(err) = state.limiter.purge_idle().await {
+            tracing::warn!(error = %err, "could not purge idle rate-limit buckets");
         }
     }
 }

@@ -14,7 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     clock::{Clock, Randomness},
-    store::{NewAccount, NewLogin, Store, StoreError},
+    ratelimit::{Limit, RateLimitError, RateLimiter},
+    store::{NewAccount, NewLogin, Store, StoreError, TokenRotation},
 };
 pub use password::{PasswordHasher, PasswordRejected};
 pub use user_id::InvalidUsername;
@@ -49,15 +50,27 @@ pub enum AccountError {
     /// The access token is unknown (or was revoked).
     #[error("unknown access token")]
     UnknownToken,
+    /// The refresh token is unknown, revoked, or was already exchanged.
+    #[error("unknown refresh token")]
+    UnknownRefreshToken,
     /// The access token expired; the client should refresh or log in again.
     #[error("access token has expired")]
     ExpiredToken,
     /// The user does not exist.
     #[error("no such user")]
     NoSuchUser,
+    /// A rate limit refused the attempt.
+    #[error("{0}")]
+    RateLimited(RateLimitError),
     /// A failure of the store or the hasher.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<RateLimitError> for AccountError {
+    fn from(err: RateLimitError) -> Self {
+        Self::RateLimited(err)
+    }
 }
 
 impl From<StoreError> for AccountError {
@@ -92,6 +105,8 @@ pub struct IssuedSession {
     pub access_token: String,
     /// Milliseconds until the access token expires, if it does.
     pub expires_in_ms: Option<u64>,
+    /// The refresh token, when the client asked for one.
+    pub refresh_token: Option<String>,
 }
 
 /// Device details a client may supply when it logs in or registers.
@@ -103,6 +118,9 @@ pub struct DeviceRequest {
     pub display_name: Option<String>,
     /// The client's IP address.
     pub ip: Option<String>,
+    /// Whether the client supports refresh tokens (`refresh_token: true`): it then gets one,
+    /// and an access token with the refreshable lifetime.
+    pub refresh_token: bool,
 }
 
 /// A registration the UIA stages have already approved.
@@ -127,6 +145,8 @@ pub struct AccountSettings {
     pub password_min_length: usize,
     /// Access-token lifetime in milliseconds; `None` = never expires.
     pub access_token_lifetime_ms: Option<i64>,
+    /// Lifetime of access tokens issued with a refresh token, in milliseconds.
+    pub refreshable_access_token_lifetime_ms: i64,
     /// Regular expressions over full user IDs that registration may not claim.
     pub exclusive_namespaces: RegexSet,
 }
@@ -138,6 +158,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Randomness>,
+    limiter: RateLimiter,
     settings: Arc<AccountSettings>,
 }
 
@@ -148,6 +169,7 @@ impl Accounts {
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Randomness>,
+        limiter: RateLimiter,
         settings: AccountSettings,
     ) -> Self {
         Self {
@@ -155,6 +177,7 @@ impl Accounts {
             hasher,
             clock,
             rng,
+            limiter,
             settings: Arc::new(settings),
         }
     }
@@ -289,7 +312,29 @@ impl Accounts {
         password: SecretString,
         device: DeviceRequest,
     ) -> Result<(OwnedUserId, IssuedSession), AccountError> {
-        let user_id = self.verify_password(user, password).await?;
+        let account =
+            user_id::user_id_for_login(user, &self.settings.server_name).map(|id| id.to_string());
+        self.limiter
+            .take(Limit::LoginPerIp, device.ip.as_deref())
+            .await?;
+        self.limiter
+            .take(Limit::LoginPerAccount, account.as_deref())
+            .await?;
+        self.limiter
+            .peek(Limit::FailedLoginPerAccount, account.as_deref())
+            .await?;
+        let user_id = match self.verify_password(user, password).await {
+            Err(AccountError::InvalidCredentials) => {
+                // Counted only after the refusal is decided, so the bucket never changes the
+                // answer to this attempt, only to the next ones.
+                let _ = self
+                    .limiter
+                    .take(Limit::FailedLoginPerAccount, account.as_deref())
+                    .await;
+                return Err(AccountError::InvalidCredentials);
+            }
+            result => result?,
+        };
         let issued = self.open_session(&user_id, device).await?;
         Ok((user_id, issued))
     }
@@ -317,13 +362,16 @@ impl Accounts {
             None => OwnedDeviceId::from(tokens::new_device_id(self.rng.as_ref())),
         };
         let access_token = tokens::new_access_token(self.rng.as_ref());
-        let lifetime = self.settings.access_token_lifetime_ms;
+        let refresh_token = device
+            .refresh_token
+            .then(|| tokens::new_refresh_token(self.rng.as_ref()));
+        let lifetime = self.access_token_lifetime(refresh_token.is_some());
         let login = NewLogin {
             device_id: device_id.to_string(),
             display_name: device.display_name,
             access_token_hash: tokens::digest(&access_token),
             expires_at_ms: lifetime.map(|lifetime| now_ms.saturating_add(lifetime)),
-            refresh_token_hash: None,
+            refresh_token_hash: refresh_token.as_deref().map(tokens::digest),
             now_ms,
             ip: device.ip,
         };
@@ -331,15 +379,60 @@ impl Accounts {
             device_id,
             access_token,
             expires_in_ms: lifetime.and_then(|lifetime| u64::try_from(lifetime).ok()),
+            refresh_token,
         };
         Ok((login, issued))
     }
 
+    /// How long a new access token lives: the refreshable lifetime when it comes with a
+    /// refresh token, else the configured (possibly unlimited) one.
+    fn access_token_lifetime(&self, refreshable: bool) -> Option<i64> {
+        if refreshable {
+            Some(self.settings.refreshable_access_token_lifetime_ms)
+        } else {
+            self.settings.access_token_lifetime_ms
+        }
+    }
+
+    /// Exchanges a refresh token for a new access token and refresh token on the same device;
+    /// the old access token stops working. With `keep_previous` (the current spec) the old
+    /// refresh token is accepted again until the new tokens are first used, so a client that
+    /// lost the response can retry; without it (the v2_alpha API) it is revoked at once.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        keep_previous: bool,
+    ) -> Result<IssuedSession, AccountError> {
+        let now_ms = self.clock.now_ms();
+        let access_token = tokens::new_access_token(self.rng.as_ref());
+        let new_refresh_token = tokens::new_refresh_token(self.rng.as_ref());
+        let lifetime = self.settings.refreshable_access_token_lifetime_ms;
+        let rotation = TokenRotation {
+            access_token_hash: tokens::digest(&access_token),
+            refresh_token_hash: tokens::digest(&new_refresh_token),
+            expires_at_ms: Some(now_ms.saturating_add(lifetime)),
+            keep_previous,
+            now_ms,
+        };
+        let (_, device_id) = self
+            .store
+            .rotate_refresh_token(&tokens::digest(refresh_token), rotation)
+            .await?
+            .ok_or(AccountError::UnknownRefreshToken)?;
+        Ok(IssuedSession {
+            device_id: device_id.into(),
+            access_token,
+            expires_in_ms: u64::try_from(lifetime).ok(),
+            refresh_token: Some(new_refresh_token),
+        })
+    }
+
     /// Resolves an access token to its holder.
     pub async fn authenticate(&self, access_token: &str) -> Result<Requester, AccountError> {
+        let token_hash = tokens::digest(access_token);
         let owner = self
             .store
-            .find_token_owner(&tokens::digest(access_token))
+            .find_token_owner(&token_hash)
             .await?
             .ok_or(AccountError::UnknownToken)?;
         if owner
@@ -347,6 +440,10 @@ impl Accounts {
             .is_some_and(|expires| expires <= self.clock.now_ms())
         {
             return Err(AccountError::ExpiredToken);
+        }
+        if owner.refresh_pending {
+            // First use of a refreshed token: the refresh token it replaced is now spent.
+            self.store.settle_refresh(&token_hash).await?;
         }
         let user_id =
             UserId::parse(owner.user_id).map_err(|err| AccountError::Internal(err.to_string()))?;

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod auth;
 pub mod discovery;
+pub mod json;
+pub mod legacy;
 pub mod register;
 pub mod ruma;
 pub mod session;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use ::ruma::api::client::{
     account::{get_username_availability, register as register_endpoint, whoami},
     discovery::get_capabilities,
-    session::{get_login_types, login, logout, logout_all},
+    session::{get_login_types, login, logout, logout_all, refresh_token},
 };
 use axum::{
     Router,
@@ -37,7 +39,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/_matrix/client/versions", get(discovery::versions))
         .route("/.well-known/matrix/client", get(discovery::well_known))
-        .route("/metrics", get(render_metrics));
+        .route("/metrics", get(render_metrics))
+        .merge(legacy::routes());
     router = route::<register_endpoint::v3::Request, _, _, _>(router, register::register);
     router = route::<get_username_availability::v3::Request, _, _, _>(
         router,
@@ -47,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     router = route::<login::v3::Request, _, _, _>(router, session::login);
     router = route::<logout::v3::Request, _, _, _>(router, session::logout);
     router = route::<logout_all::v3::Request, _, _, _>(router, session::logout_all);
+    router = route::<refresh_token::v3::Request, _, _, _>(router, session::refresh);
     router = route::<whoami::v3::Request, _, _, _>(router, account::whoami);
     router = route::<get_capabilities::v3::Request, _, _, _>(router, discovery::get_capabilities);
     router

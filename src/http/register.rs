@@ -1,20 +1,29 @@
 //! Registration: `POST /register` and `GET /register/available`.
 
-use axum::{extract::State, http::StatusCode};
-use ruma::api::client::account::{
-    get_username_availability::v3 as availability,
-    register::{RegistrationKind, v3 as register},
+use axum::{
+    Json,
+    extract::State,
+    http::{Method, StatusCode},
+};
+use ruma::{
+    OwnedUserId,
+    api::client::account::{
+        get_username_availability::v3 as availability,
+        register::{RegistrationKind, v3 as register},
+    },
 };
 use secrecy::SecretString;
+use serde_json::{Value, json};
 
 use super::{
     auth::ClientIp,
     ruma::{Ruma, RumaResponse},
 };
 use crate::{
-    accounts::{DeviceRequest, Registration},
+    accounts::{DeviceRequest, IssuedSession, Registration},
     app::AppState,
     error::MatrixError,
+    ratelimit::Limit,
     uia::{Action, Operation},
 };
 
@@ -25,12 +34,13 @@ use crate::{
 /// - the username (`M_INVALID_USERNAME`, `M_EXCLUSIVE`, `M_USER_IN_USE`) and the password
 ///   policy are checked before User-Interactive Authentication, as the spec requires;
 /// - then the configured UIA flows; once one is complete the account, device and token are
-///   created in one write (`inhibit_login` skips the device and token).
+///   created in one write (`inhibit_login` skips the device and token);
+/// - `refresh_token: true` adds a refresh token and an expiring access token.
 pub async fn register(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
     request: Ruma<register::Request>,
-) -> Result<RumaResponse<register::Response>, MatrixError> {
+) -> Result<Json<Value>, MatrixError> {
     let Ruma {
         body,
         json,
@@ -42,70 +52,129 @@ pub async fn register(
         RegistrationKind::User => false,
         _ => return Err(MatrixError::invalid_param("Unknown registration kind")),
     };
-    if is_guest && !app.config.registration.guest_access {
+    let device = DeviceRequest {
+        device_id: body.device_id,
+        display_name: body.initial_device_display_name,
+        ip,
+        refresh_token: body.refresh_token,
+    };
+    let (user_id, session) = if is_guest {
+        app.limiter
+            .take(Limit::RegisterPerIp, device.ip.as_deref())
+            .await?;
+        register_guest(&app, (!body.inhibit_login).then_some(device)).await?
+    } else {
+        let request = RegistrationRequest {
+            ip: device.ip.clone(),
+            username: body.username,
+            password: body.password,
+            login: (!body.inhibit_login).then_some(device),
+            method: &method,
+            path: &path,
+            json: &json,
+        };
+        register_user(&app, request).await?
+    };
+    // Built by hand: ruma's response type writes `"device_id": null` under `inhibit_login`,
+    // where the spec's `device_id` is a string to be left out.
+    let mut response = json!({ "user_id": user_id });
+    if let Some(session) = session {
+        response["access_token"] = json!(session.access_token);
+        response["device_id"] = json!(session.device_id);
+        if let Some(expires_in_ms) = session.expires_in_ms {
+            response["expires_in_ms"] = json!(expires_in_ms);
+        }
+        if let Some(refresh_token) = session.refresh_token {
+            response["refresh_token"] = json!(refresh_token);
+        }
+    }
+    Ok(Json(response))
+}
+
+/// A user registration as any API version submits it.
+pub struct RegistrationRequest<'a> {
+    /// The requested username (localpart or user ID); generated when absent.
+    pub username: Option<String>,
+    /// The password; required.
+    pub password: Option<String>,
+    /// The first device, unless login is inhibited.
+    pub login: Option<DeviceRequest>,
+    /// The client's IP address, for the registration rate limit.
+    pub ip: Option<String>,
+    /// HTTP method, for binding the UIA session.
+    pub method: &'a Method,
+    /// Request path, for binding the UIA session.
+    pub path: &'a str,
+    /// The whole JSON body, for binding the UIA session and reading `auth`.
+    pub json: &'a Value,
+}
+
+/// Registers a full account: checks name and password, runs the configured UIA flows, then
+/// creates the account (and its first session, if any) in one write.
+pub async fn register_user(
+    app: &AppState,
+    request: RegistrationRequest<'_>,
+) -> Result<(OwnedUserId, Option<IssuedSession>), MatrixError> {
+    if !app.config.registration.enabled {
+        return Err(MatrixError::forbidden("Registration has been disabled"));
+    }
+    app.limiter
+        .take(Limit::RegisterPerIp, request.ip.as_deref())
+        .await?;
+    if let Some(username) = request.username.as_deref() {
+        app.accounts.check_new_user_id(Some(username)).await?;
+    }
+    let password = SecretString::from(
+        request
+            .password
+            .ok_or_else(|| MatrixError::missing_param("Missing parameter: password"))?,
+    );
+    app.accounts.check_new_password(&password)?;
+    app.uia
+        .authenticate(Operation {
+            action: Action::Register,
+            method: request.method.as_str(),
+            path: request.path,
+            body: request.json,
+            user: None,
+            flows: &app.config.registration.flows,
+        })
+        .await?;
+    // Checked again: the name may have been taken while the client completed UIA (the
+    // store's unique constraint still decides any race that remains).
+    let user_id = app
+        .accounts
+        .check_new_user_id(request.username.as_deref())
+        .await?;
+    let registration = Registration {
+        user_id: user_id.clone(),
+        password: Some(password),
+        is_guest: false,
+        login: request.login,
+    };
+    Ok((user_id, app.accounts.register(registration).await?))
+}
+
+/// Registers a guest account (no password, no UIA) when guest access is enabled.
+async fn register_guest(
+    app: &AppState,
+    login: Option<DeviceRequest>,
+) -> Result<(OwnedUserId, Option<IssuedSession>), MatrixError> {
+    if !app.config.registration.guest_access {
         return Err(MatrixError::new(
             StatusCode::FORBIDDEN,
             "M_GUEST_ACCESS_FORBIDDEN",
             "Guest access is disabled",
         ));
     }
-    if !is_guest && !app.config.registration.enabled {
-        return Err(MatrixError::forbidden("Registration has been disabled"));
-    }
-    let device = DeviceRequest {
-        device_id: body.device_id,
-        display_name: body.initial_device_display_name,
-        ip,
+    let user_id = app.accounts.check_new_user_id(None).await?;
+    let registration = Registration {
+        user_id: user_id.clone(),
+        password: None,
+        is_guest: true,
+        login,
     };
-    let login = (!body.inhibit_login).then_some(device);
-
-    let (user_id, password) = if is_guest {
-        (app.accounts.check_new_user_id(None).await?, None)
-    } else {
-        if let Some(username) = body.username.as_deref() {
-            app.accounts.check_new_user_id(Some(username)).await?;
-        }
-        let password = SecretString::from(
-            body.password
-                .ok_or_else(|| MatrixError::missing_param("Missing parameter: password"))?,
-        );
-        app.accounts.check_new_password(&password)?;
-        app.uia
-            .authenticate(Operation {
-                action: Action::Register,
-                method: method.as_str(),
-                path: &path,
-                body: &json,
-                user: None,
-                flows: &app.config.registration.flows,
-            })
-            .await?;
-        // Checked again: the name may have been taken while the client completed UIA (the
-        // store's unique constraint still decides any race that remains).
-        (
-            app.accounts
-                .check_new_user_id(body.username.as_deref())
-                .await?,
-            Some(password),
-        )
-    };
-
-    let session = app
-        .accounts
-        .register(Registration {
-            user_id: user_id.clone(),
-            password,
-            is_guest,
-            login,
-        })
-        .await?;
-    let mut response = register::Response::new(user_id);
-    if let Some(session) = session {
-        response.access_token = Some(session.access_token);
-        response.device_id = Some(session.device_id);
-        response.expires_in = session.expires_in_ms.map(std::time::Duration::from_millis);
-    }
-    Ok(RumaResponse(response))
+    Ok((user_id, app.accounts.register(registration).await?))
 }
 
 /// `GET /register/available`: whether a username could be registered (400 with the reason

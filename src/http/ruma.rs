@@ -8,7 +8,6 @@
 
 use axum::{
     Router,
-    body::Bytes,
     extract::{FromRequest, FromRequestParts, RawPathParams, Request},
     handler::Handler,
     http::{Method, StatusCode},
@@ -23,6 +22,7 @@ use ruma::api::{
 };
 use serde_json::Value;
 
+use super::json::{describe_serde_error, parse_object, read_body};
 use crate::error::MatrixError;
 
 /// What an endpoint expects in its body, beyond what ruma's types say.
@@ -62,18 +62,9 @@ where
             .iter()
             .map(|(_, value)| value.to_owned())
             .collect();
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-            .await
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => MatrixError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "M_TOO_LARGE",
-                    "Request body is too large",
-                ),
-                _ => MatrixError::bad_json("Could not read the request body"),
-            })?;
+        let bytes = read_body(Request::from_parts(parts.clone(), body), state).await?;
         let json = if T::JSON_BODY {
-            parse_json_object::<T>(&bytes)?
+            parse_object(&bytes, T::REQUIRED_FIELDS)?
         } else {
             Value::Null
         };
@@ -90,37 +81,10 @@ where
     }
 }
 
-fn parse_json_object<T: Endpoint>(bytes: &[u8]) -> Result<Value, MatrixError> {
-    let not_json = || MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Content not JSON");
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(not_json());
-    }
-    let json: Value = serde_json::from_slice(bytes).map_err(|_| not_json())?;
-    let Some(object) = json.as_object() else {
-        return Err(MatrixError::bad_json("Request body must be a JSON object"));
-    };
-    if let Some(missing) = T::REQUIRED_FIELDS
-        .iter()
-        .find(|field| !object.contains_key(**field))
-    {
-        return Err(MatrixError::missing_param(format!(
-            "Missing parameter: {missing}"
-        )));
-    }
-    Ok(json)
-}
-
 fn describe_ruma_error(err: FromHttpRequestError) -> MatrixError {
     match err {
         FromHttpRequestError::Deserialization(DeserializationError::Json(err)) => {
-            let message = err.to_string();
-            match message
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next())
-            {
-                Some(field) => MatrixError::missing_param(format!("Missing parameter: {field}")),
-                None => MatrixError::bad_json(format!("Invalid request body: {message}")),
-            }
+            describe_serde_error(&err)
         }
         FromHttpRequestError::Deserialization(err) => {
             MatrixError::invalid_param(format!("Invalid parameter: {err}"))
@@ -180,6 +144,7 @@ endpoints! {
     ruma::api::client::session::get_login_types::v3::Request => json: false, required: [];
     ruma::api::client::session::logout::v3::Request => json: false, required: [];
     ruma::api::client::session::logout_all::v3::Request => json: false, required: [];
+    ruma::api::client::session::refresh_token::v3::Request => json: true, required: ["refresh_token"];
     ruma::api::client::account::whoami::v3::Request => json: false, required: [];
     ruma::api::client::discovery::get_capabilities::v3::Request => json: false, required: [];
 }

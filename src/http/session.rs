@@ -7,16 +7,18 @@ use ruma::api::client::{
         login::v3::{self as login, LoginInfo},
         logout::v3 as logout,
         logout_all::v3 as logout_all,
+        refresh_token::v3 as refresh,
     },
     uiaa::UserIdentifier,
 };
 use secrecy::SecretString;
+use std::time::Duration;
 
 use super::{
     auth::{Authenticated, ClientIp},
     ruma::{Ruma, RumaResponse},
 };
-use crate::{accounts::DeviceRequest, app::AppState, error::MatrixError};
+use crate::{accounts::DeviceRequest, app::AppState, error::MatrixError, ratelimit::Limit};
 
 /// `GET /login`: the login types this server accepts.
 pub async fn get_login_types(
@@ -52,6 +54,7 @@ pub async fn login(
         device_id: request.device_id,
         display_name: request.initial_device_display_name,
         ip,
+        refresh_token: request.refresh_token,
     };
     let (user_id, session) = app
         .accounts
@@ -59,7 +62,27 @@ pub async fn login(
         .await?;
     let mut response = login::Response::new(user_id, session.access_token, session.device_id);
     response.home_server = Some(app.accounts.server_name().to_owned());
-    response.expires_in = session.expires_in_ms.map(std::time::Duration::from_millis);
+    response.expires_in = session.expires_in_ms.map(Duration::from_millis);
+    response.refresh_token = session.refresh_token;
+    Ok(RumaResponse(response))
+}
+
+/// `POST /refresh`: exchanges a refresh token for a new access token and refresh token; the
+/// old refresh token is accepted again only until the new tokens are first used, and an
+/// unknown or spent one is 401 `M_UNKNOWN_TOKEN` with `soft_logout: false`.
+pub async fn refresh(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Ruma<refresh::Request>,
+) -> Result<RumaResponse<refresh::Response>, MatrixError> {
+    app.limiter.take(Limit::RefreshPerIp, ip.as_deref()).await?;
+    let session = app
+        .accounts
+        .refresh(&request.body.refresh_token, true)
+        .await?;
+    let mut response = refresh::Response::new(session.access_token);
+    response.refresh_token = session.refresh_token;
+    response.expires_in_ms = session.expires_in_ms.map(Duration::from_millis);
     Ok(RumaResponse(response))
 }
 

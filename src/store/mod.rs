@@ -94,6 +94,25 @@ pub struct TokenOwner {
     pub is_guest: bool,
     /// When the token stops working, milliseconds since the epoch; `None` = never.
     pub expires_at_ms: Option<i64>,
+    /// Whether the refresh token this session was rotated from is still accepted (until this
+    /// token is first used).
+    pub refresh_pending: bool,
+}
+
+/// The tokens that replace a session's pair on refresh.
+#[derive(Debug, Clone)]
+pub struct TokenRotation {
+    /// SHA-256 (hex) of the new access token.
+    pub access_token_hash: String,
+    /// SHA-256 (hex) of the new refresh token.
+    pub refresh_token_hash: String,
+    /// When the new access token stops working, milliseconds since the epoch.
+    pub expires_at_ms: Option<i64>,
+    /// Keep accepting the presented refresh token until the new tokens are first used (the
+    /// current spec); `false` revokes it at once (the v2_alpha seed).
+    pub keep_previous: bool,
+    /// Time of the refresh, milliseconds since the epoch.
+    pub now_ms: i64,
 }
 
 /// A device as stored.
@@ -169,6 +188,20 @@ pub trait Store: Send + Sync + 'static {
         access_token_hash: &str,
     ) -> Result<Option<TokenOwner>, StoreError>;
 
+    /// Exchanges a refresh token for a new token pair on the same device: the old access token
+    /// is revoked. The presented hash may be the session's current refresh token or, while the
+    /// rotation is not yet settled, the one it was rotated from. Returns the (user ID, device ID)
+    /// of the session, or `None` for an unknown or already used refresh token (of two
+    /// concurrent refreshes with one token, exactly one succeeds).
+    async fn rotate_refresh_token(
+        &self,
+        presented_refresh_hash: &str,
+        rotation: TokenRotation,
+    ) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Stops accepting the refresh token the session of this access token was rotated from.
+    async fn settle_refresh(&self, access_token_hash: &str) -> Result<(), StoreError>;
+
     /// Deletes a device and every token issued to it; `false` if it did not exist.
     async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError>;
 
@@ -209,6 +242,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes sessions that expired before `now_ms`; returns how many.
     async fn delete_expired_uia_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Takes one request from the rate-limit bucket `key` (GCRA: one request per
+    /// `interval_ms`, bursts of `burst`), atomically across instances. `Ok(None)` when allowed,
+    /// `Ok(Some(ms))` when refused, with the wait until a request would be allowed.
+    async fn take_rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Like [`Store::take_rate_limit`] but only looks: whether a request would be allowed now.
+    async fn peek_rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Deletes buckets that are full again (nothing to remember); returns how many.
+    async fn delete_idle_rate_limits(&self, now_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Opens the store named by a database URL (`sqlite:…` or `postgres://…`), creating the SQLite

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    DeviceRecord, NewAccount, NewLogin, Store, StoreError, TokenOwner, UiaSessionRecord, UserRecord,
+    DeviceRecord, NewAccount, NewLogin, Store, StoreError, TokenOwner, TokenRotation,
+    UiaSessionRecord, UserRecord,
 };
 
 /// The [`Store`] implementation on PostgreSQL.
@@ -201,22 +202,79 @@ impl Store for PgStore {
         &self,
         access_token_hash: &str,
     ) -> Result<Option<TokenOwner>, StoreError> {
-        let row: Option<(String, String, bool, Option<i64>)> = sqlx::query_as(
-            "SELECT t.user_id, t.device_id, u.is_guest, t.expires_at_ms \
+        let row: Option<(String, String, bool, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT t.user_id, t.device_id, u.is_guest, t.expires_at_ms, \
+                    t.previous_refresh_hash IS NOT NULL \
              FROM access_tokens t JOIN users u ON u.user_id = t.user_id \
              WHERE t.token_hash = $1",
         )
         .bind(access_token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            row.map(|(user_id, device_id, is_guest, expires_at_ms)| TokenOwner {
+        Ok(row.map(
+            |(user_id, device_id, is_guest, expires_at_ms, refresh_pending)| TokenOwner {
                 user_id,
                 device_id,
                 is_guest,
                 expires_at_ms,
-            }),
+                refresh_pending,
+            },
+        ))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_refresh_hash: &str,
+        rotation: TokenRotation,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let session: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT token_hash, user_id, device_id FROM access_tokens \
+             WHERE refresh_token_hash = $1 OR previous_refresh_hash = $1",
         )
+        .bind(presented_refresh_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((old_token_hash, user_id, device_id)) = session else {
+            return Ok(None);
+        };
+        let deleted = sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
+            .bind(&old_token_hash)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() != 1 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, user_id, device_id, created_at_ms, \
+                 expires_at_ms, refresh_token_hash, previous_refresh_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(rotation.access_token_hash)
+        .bind(&user_id)
+        .bind(&device_id)
+        .bind(rotation.now_ms)
+        .bind(rotation.expires_at_ms)
+        .bind(rotation.refresh_token_hash)
+        .bind(rotation.keep_previous.then_some(presented_refresh_hash))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique(
+            "access or refresh token hash already in use",
+        ))?;
+        tx.commit().await?;
+        Ok(Some((user_id, device_id)))
+    }
+
+    async fn settle_refresh(&self, access_token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE access_tokens SET previous_refresh_hash = NULL \
+             WHERE token_hash = $1 AND previous_refresh_hash IS NOT NULL",
+        )
+        .bind(access_token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
@@ -358,6 +416,61 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn take_rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // Allowed when the new arrival time stays within `burst` intervals of now; the
+        // conditional upsert makes check and update one atomic statement.
+        let allowed: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO rate_limits (key, tat_ms) VALUES ($1, $2 + $3) \
+             ON CONFLICT (key) DO UPDATE SET tat_ms = GREATEST(rate_limits.tat_ms, $2) + $3 \
+             WHERE GREATEST(rate_limits.tat_ms, $2) + $3 - $2 <= $3 * $4 \
+             RETURNING tat_ms",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(interval_ms)
+        .bind(burst)
+        .fetch_optional(&self.pool)
+        .await?;
+        if allowed.is_some() {
+            return Ok(None);
+        }
+        self.peek_rate_limit(key, now_ms, interval_ms, burst)
+            .await
+            .map(|wait| wait.or(Some(1)))
+    }
+
+    async fn peek_rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let tat_ms: Option<i64> =
+            sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        let wait = tat_ms.map_or(0, |tat| {
+            tat.max(now_ms) + interval_ms - now_ms - interval_ms * burst
+        });
+        Ok((wait > 0).then_some(wait))
+    }
+
+    async fn delete_idle_rate_limits(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM rate_limits WHERE tat_ms < $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 
     async fn delete_expired_uia_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {

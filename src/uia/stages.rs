@@ -6,7 +6,10 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::flows::StageFailure;
-use crate::accounts::{AccountError, Accounts};
+use crate::{
+    accounts::{AccountError, Accounts},
+    ratelimit::{Limit, RateLimitError, RateLimiter},
+};
 
 /// What a stage may know about the operation being authorised.
 pub struct StageContext<'a> {
@@ -54,12 +57,13 @@ impl Stage for Dummy {
 /// `m.login.password`: the requesting user proves they know their password.
 pub struct Password {
     accounts: Accounts,
+    limiter: RateLimiter,
 }
 
 impl Password {
     /// The stage, checking passwords through the account service.
-    pub fn new(accounts: Accounts) -> Self {
-        Self { accounts }
+    pub fn new(accounts: Accounts, limiter: RateLimiter) -> Self {
+        Self { accounts, limiter }
     }
 }
 
@@ -103,6 +107,16 @@ impl Stage for Password {
                 "Password authentication needs an authenticated user",
             ));
         };
+        if let Err(RateLimitError::Limited { retry_after_ms }) = self
+            .limiter
+            .take(Limit::UiaPasswordPerAccount, Some(requester.as_str()))
+            .await
+        {
+            return Err(StageFailure {
+                errcode: "M_LIMIT_EXCEEDED",
+                error: format!("Too many password attempts; retry in {retry_after_ms} ms"),
+            });
+        }
         let user = named_user.unwrap_or(requester.as_str());
         match self
             .accounts

@@ -1,11 +1,15 @@
 //! Black-box HTTP tests: each test boots a real Vestibule on a random port.
 
 mod cli;
+mod conformance;
 mod discovery;
 mod errors;
+mod legacy;
 mod login;
 mod matrix_sdk_client;
 mod postgres;
+mod ratelimit;
+mod refresh;
 mod register;
 mod support;
 mod uia;

@@ -13,6 +13,8 @@ use vestibule::{
     config::Config,
 };
 
+use crate::conformance;
+
 /// A running server and what a test needs to talk to it.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
@@ -35,6 +37,8 @@ pub fn test_config(dir: &TempDir) -> Config {
     config.database.url = format!("sqlite:{}", dir.path().join("vestibule.db").display());
     config.password.argon2_memory_kib = 256;
     config.password.argon2_iterations = 1;
+    // Tests make many requests from one address; the rate-limit tests turn limits back on.
+    config.rate_limits.enabled = false;
     config
 }
 
@@ -104,7 +108,8 @@ impl TestServer {
         &self.config.database.url
     }
 
-    /// Sends a request and returns status and JSON body (`Value::Null` for a non-JSON body).
+    /// Sends a request and returns status and JSON body (`Value::Null` for a non-JSON body). A
+    /// JSON body must conform to the published schema of the endpoint and status.
     pub async fn request(
         &self,
         method: Method,
@@ -112,6 +117,7 @@ impl TestServer {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        let method_name = method.to_string();
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -122,7 +128,7 @@ impl TestServer {
         let response = request.send().await.expect("request is sent");
         let status = response.status();
         let text = response.text().await.expect("body is read");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        (status, conforming_body(&method_name, path, status, &text))
     }
 
     /// `GET path`.
@@ -135,7 +141,7 @@ impl TestServer {
         self.request(Method::POST, path, token, Some(body)).await
     }
 
-    /// `POST path` with raw bytes as the body.
+    /// `POST path` with raw bytes as the body; a JSON answer must conform like [`Self::request`]'s.
     pub async fn post_raw(
         &self,
         path: &str,
@@ -150,7 +156,8 @@ impl TestServer {
             .await
             .expect("request is sent");
         let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let text = response.text().await.expect("body is read");
+        (status, conforming_body("POST", path, status, &text))
     }
 
     /// Registers `username` through the dummy flow and returns the 200 body.
@@ -183,6 +190,18 @@ impl Drop for TestServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// The JSON body `text` (`Value::Null` when it is not JSON), after checking that it conforms to
+/// the published schema of `method path` for `status`.
+fn conforming_body(method: &str, path: &str, status: StatusCode, text: &str) -> Value {
+    match serde_json::from_str(text) {
+        Ok(body) => {
+            conformance::assert_conforms(method, path, status.as_u16(), &body);
+            body
+        }
+        Err(_) => Value::Null,
     }
 }
 

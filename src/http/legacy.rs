@@ -1,0 +1,229 @@
+//! The seeds' APIs on their original prefixes, as thin adapters over the same domain calls as
+//! the current API: v1 login and registration (`/_matrix/client/api/v1`), and v2_alpha
+//! registration and token refresh (`/_matrix/client/v2_alpha`).
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{Method, Uri},
+    routing::{get, post},
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    auth::ClientIp,
+    json::JsonBody,
+    register::{RegistrationRequest, register_user},
+};
+use crate::{
+    accounts::{AccountError, DeviceRequest, IssuedSession, Registration},
+    app::AppState,
+    error::MatrixError,
+    ratelimit::Limit,
+};
+
+/// The login type of the v1 APIs.
+const PASSWORD: &str = "m.login.password";
+/// Prefix of the v1 API.
+const V1: &str = "/_matrix/client/api/v1";
+/// Prefix of the v2_alpha API.
+const V2_ALPHA: &str = "/_matrix/client/v2_alpha";
+
+/// The legacy routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(&format!("{V1}/login"), get(v1_login_flows).post(v1_login))
+        .route(
+            &format!("{V1}/register"),
+            get(v1_register_flows).post(v1_register),
+        )
+        .route(&format!("{V2_ALPHA}/register"), post(v2_register))
+        .route(&format!("{V2_ALPHA}/tokenrefresh"), post(v2_token_refresh))
+}
+
+/// A v1 submission: a `type` plus that type's keys.
+#[derive(Deserialize)]
+struct V1Submission {
+    #[serde(rename = "type")]
+    login_type: Option<String>,
+    user: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl V1Submission {
+    /// The `m.login.password` keys, or the seed's errors: no `type` is `M_MISSING_PARAM`,
+    /// another type is "Bad login type", missing keys are "Missing JSON keys".
+    fn password_keys(self) -> Result<(Option<String>, String), MatrixError> {
+        match self.login_type.as_deref() {
+            None => return Err(MatrixError::missing_param("Missing parameter: type")),
+            Some(PASSWORD) => {}
+            Some(_) => return Err(MatrixError::unknown("Bad login type")),
+        }
+        let password = self
+            .password
+            .ok_or_else(|| MatrixError::missing_param("Missing JSON keys"))?;
+        Ok((self.user.or(self.username), password))
+    }
+}
+
+/// The v1 success body: user, token and server name.
+fn v1_session(app: &AppState, user_id: &ruma::UserId, session: IssuedSession) -> Json<Value> {
+    Json(json!({
+        "user_id": user_id,
+        "access_token": session.access_token,
+        "home_server": app.accounts.server_name(),
+        "device_id": session.device_id,
+    }))
+}
+
+/// `GET /api/v1/login`: the login flows.
+async fn v1_login_flows() -> Json<Value> {
+    Json(json!({ "flows": [{ "type": PASSWORD }] }))
+}
+
+/// `POST /api/v1/login`: `m.login.password` with `user` (or `username`) as a localpart or user
+/// ID; bad credentials are 403 `M_FORBIDDEN`. The token works on every prefix.
+async fn v1_login(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody { body, .. }: JsonBody<V1Submission>,
+) -> Result<Json<Value>, MatrixError> {
+    let (user, password) = body.password_keys()?;
+    let user = user.ok_or_else(|| MatrixError::missing_param("Missing JSON keys"))?;
+    let device = DeviceRequest {
+        ip,
+        ..DeviceRequest::default()
+    };
+    let (user_id, session) = app
+        .accounts
+        .login_with_password(&user, SecretString::from(password), device)
+        .await?;
+    Ok(v1_session(&app, &user_id, session))
+}
+
+/// Whether some configured registration flow needs no verification: the only kind the v1
+/// API, whose last stage is always `m.login.password`, can complete today.
+fn v1_can_register(app: &AppState) -> bool {
+    app.config
+        .registration
+        .flows
+        .iter()
+        .any(|flow| flow.iter().all(|stage| stage == "m.login.dummy"))
+}
+
+/// `GET /api/v1/register`: the registration flows, each ending with `m.login.password`.
+async fn v1_register_flows(State(app): State<AppState>) -> Json<Value> {
+    let flows: Vec<Value> = if app.config.registration.enabled && v1_can_register(&app) {
+        vec![json!({ "type": PASSWORD })]
+    } else {
+        vec![]
+    };
+    Json(json!({ "flows": flows }))
+}
+
+/// `POST /api/v1/register` with `m.login.password`: `user` (optional desired localpart) and
+/// `password`; returns `user_id`, `access_token`, `home_server`.
+async fn v1_register(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody { body, .. }: JsonBody<V1Submission>,
+) -> Result<Json<Value>, MatrixError> {
+    let (user, password) = body.password_keys()?;
+    if !app.config.registration.enabled {
+        return Err(MatrixError::forbidden("Registration has been disabled"));
+    }
+    if !v1_can_register(&app) {
+        return Err(MatrixError::forbidden(
+            "This server's registration flows need the current API",
+        ));
+    }
+    app.limiter
+        .take(Limit::RegisterPerIp, ip.as_deref())
+        .await?;
+    let user_id = app.accounts.check_new_user_id(user.as_deref()).await?;
+    let password = SecretString::from(password);
+    let login = Some(DeviceRequest {
+        ip,
+        ..DeviceRequest::default()
+    });
+    let registration = Registration {
+        user_id: user_id.clone(),
+        password: Some(password),
+        is_guest: false,
+        login,
+    };
+    let session = app
+        .accounts
+        .register(registration)
+        .await?
+        .ok_or_else(|| MatrixError::internal("no session"))?;
+    Ok(v1_session(&app, &user_id, session))
+}
+
+/// The v2_alpha registration body.
+#[derive(Deserialize)]
+struct V2Registration {
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default, rename = "bind_email")]
+    _bind_email: bool,
+}
+
+/// `POST /v2_alpha/register`: `username`, `password` (required) through the configured UIA
+/// flows; returns `user_id`, `access_token`, `home_server` and a `refresh_token`.
+async fn v2_register(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    uri: Uri,
+    JsonBody { body, json }: JsonBody<V2Registration>,
+) -> Result<Json<Value>, MatrixError> {
+    let login = Some(DeviceRequest {
+        ip: ip.clone(),
+        refresh_token: true,
+        ..DeviceRequest::default()
+    });
+    let request = RegistrationRequest {
+        ip,
+        username: body.username,
+        password: body.password,
+        login,
+        method: &Method::POST,
+        path: uri.path(),
+        json: &json,
+    };
+    let (user_id, session) = register_user(&app, request).await?;
+    let session = session.ok_or_else(|| MatrixError::internal("no session"))?;
+    let refresh_token = session.refresh_token.clone();
+    let Json(mut response) = v1_session(&app, &user_id, session);
+    response["refresh_token"] = json!(refresh_token);
+    Ok(Json(response))
+}
+
+/// The v2_alpha token refresh body.
+#[derive(Deserialize)]
+struct V2TokenRefresh {
+    refresh_token: String,
+}
+
+/// `POST /v2_alpha/tokenrefresh`: a new access token and refresh token; the presented refresh
+/// token stops working at once, and an unknown or spent one is 403 `M_FORBIDDEN`.
+async fn v2_token_refresh(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody { body, .. }: JsonBody<V2TokenRefresh>,
+) -> Result<Json<Value>, MatrixError> {
+    app.limiter.take(Limit::RefreshPerIp, ip.as_deref()).await?;
+    let session = match app.accounts.refresh(&body.refresh_token, false).await {
+        Err(AccountError::UnknownRefreshToken) => {
+            // The v2_alpha API predates soft logout: an unusable refresh token was a plain 403.
+            return Err(MatrixError::forbidden("Did not recognize refresh token"));
+        }
+        result => result?,
+    };
+    Ok(Json(
+        json!({ "access_token": session.access_token, "refresh_token": session.refresh_token }),
+    ))
+}

@@ -1,0 +1,254 @@
+//! Rate limiting (spec "Rate limiting"; Synapse's `rc_*` options): per client IP and per account,
+//! with buckets kept in the store so every instance behind a load balancer shares them.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{clock::Clock, store::Store};
+
+/// One limit: a steady rate and the burst allowed on top of it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Requests per second allowed on average.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Quota {
+    /// Synapse's defaults for its `rc_login` and `rc_registration` limits.
+    const STRICT: Self = Self {
+        per_second: 0.17,
+        burst: 3,
+    };
+
+    fn interval_ms(self) -> i64 {
+        // Validated positive; rounding to whole milliseconds is precise enough for limits.
+        #[allow(clippy::cast_possible_truncation)]
+        let interval = (1000.0 / self.per_second).round() as i64;
+        interval.max(1)
+    }
+}
+
+/// The configured limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether requests are limited at all.
+    pub enabled: bool,
+    /// Login attempts per client IP.
+    pub login_per_ip: Quota,
+    /// Login attempts per account.
+    pub login_per_account: Quota,
+    /// Failed login attempts per account; once used up, logins to the account are refused
+    /// before the password is checked.
+    pub failed_login_per_account: Quota,
+    /// Registration requests per client IP.
+    pub register_per_ip: Quota,
+    /// Token refreshes per client IP.
+    pub refresh_per_ip: Quota,
+    /// Password attempts in User-Interactive Authentication, per account.
+    pub uia_password_per_account: Quota,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            login_per_ip: Quota::STRICT,
+            login_per_account: Quota::STRICT,
+            failed_login_per_account: Quota::STRICT,
+            register_per_ip: Quota::STRICT,
+            refresh_per_ip: Quota {
+                per_second: 1.0,
+                burst: 10,
+            },
+            uia_password_per_account: Quota::STRICT,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The first quota that is not a positive rate with a burst of at least one, by name.
+    pub fn invalid_quota(&self) -> Option<&'static str> {
+        [
+            ("login_per_ip", self.login_per_ip),
+            ("login_per_account", self.login_per_account),
+            ("failed_login_per_account", self.failed_login_per_account),
+            ("register_per_ip", self.register_per_ip),
+            ("refresh_per_ip", self.refresh_per_ip),
+            ("uia_password_per_account", self.uia_password_per_account),
+        ]
+        .into_iter()
+        .find(|(_, quota)| {
+            !(quota.per_second.is_finite() && quota.per_second > 0.0 && quota.burst >= 1)
+        })
+        .map(|(name, _)| name)
+    }
+}
+
+/// What is being limited; each has its own buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// [`RateLimitConfig::login_per_ip`].
+    LoginPerIp,
+    /// [`RateLimitConfig::login_per_account`].
+    LoginPerAccount,
+    /// [`RateLimitConfig::failed_login_per_account`].
+    FailedLoginPerAccount,
+    /// [`RateLimitConfig::register_per_ip`].
+    RegisterPerIp,
+    /// [`RateLimitConfig::refresh_per_ip`].
+    RefreshPerIp,
+    /// [`RateLimitConfig::uia_password_per_account`].
+    UiaPasswordPerAccount,
+}
+
+/// A request was refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitError {
+    /// Too many requests; retry after this many milliseconds.
+    #[error("too many requests")]
+    Limited {
+        /// Milliseconds until a request would be allowed.
+        retry_after_ms: i64,
+    },
+    /// The store could not be asked.
+    #[error("rate limit store: {0}")]
+    Store(String),
+}
+
+/// Checks and consumes rate-limit buckets in the store.
+#[derive(Clone)]
+pub struct RateLimiter {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: Arc<RateLimitConfig>,
+}
+
+impl RateLimiter {
+    /// A limiter with the configured quotas.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: RateLimitConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+        }
+    }
+
+    fn quota(&self, limit: Limit) -> (&'static str, Quota) {
+        let config = &self.config;
+        match limit {
+            Limit::LoginPerIp => ("login:ip", config.login_per_ip),
+            Limit::LoginPerAccount => ("login:account", config.login_per_account),
+            Limit::FailedLoginPerAccount => {
+                ("login_failed:account", config.failed_login_per_account)
+            }
+            Limit::RegisterPerIp => ("register:ip", config.register_per_ip),
+            Limit::RefreshPerIp => ("refresh:ip", config.refresh_per_ip),
+            Limit::UiaPasswordPerAccount => {
+                ("uia_password:account", config.uia_password_per_account)
+            }
+        }
+    }
+
+    /// Counts one request against `limit` for `subject` (an IP or a user ID); refused when the
+    /// bucket is empty. A request with no known subject is not limited.
+    pub async fn take(&self, limit: Limit, subject: Option<&str>) -> Result<(), RateLimitError> {
+        self.check(limit, subject, true).await
+    }
+
+    /// Whether a request would be allowed, without counting it.
+    pub async fn peek(&self, limit: Limit, subject: Option<&str>) -> Result<(), RateLimitError> {
+        self.check(limit, subject, false).await
+    }
+
+    async fn check(
+        &self,
+        limit: Limit,
+        subject: Option<&str>,
+        consume: bool,
+    ) -> Result<(), RateLimitError> {
+        let Some(subject) = subject.filter(|_| self.config.enabled) else {
+            return Ok(());
+        };
+        let (prefix, quota) = self.quota(limit);
+        let key = format!("{prefix}:{subject}");
+        let (now_ms, interval_ms, burst) = (
+            self.clock.now_ms(),
+            quota.interval_ms(),
+            i64::from(quota.burst),
+        );
+        let wait = if consume {
+            self.store
+                .take_rate_limit(&key, now_ms, interval_ms, burst)
+                .await
+        } else {
+            self.store
+                .peek_rate_limit(&key, now_ms, interval_ms, burst)
+                .await
+        }
+        .map_err(|err| RateLimitError::Store(err.to_string()))?;
+        match wait {
+            None => Ok(()),
+            Some(retry_after_ms) => {
+                metrics::counter!("vestibule_rate_limited_total", "limit" => prefix).increment(1);
+                Err(RateLimitError::Limited { retry_after_ms })
+            }
+        }
+    }
+
+    /// Forgets buckets that have refilled; run periodically.
+    pub async fn purge_idle(&self) -> Result<u64, RateLimitError> {
+        self.store
+            .delete_idle_rate_limits(self.clock.now_ms())
+            .await
+            .map_err(|err| RateLimitError::Store(err.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_come_from_the_rate() {
+        assert_eq!(
+            Quota {
+                per_second: 0.17,
+                burst: 3
+            }
+            .interval_ms(),
+            5882
+        );
+        assert_eq!(
+            Quota {
+                per_second: 10.0,
+                burst: 1
+            }
+            .interval_ms(),
+            100
+        );
+        assert_eq!(
+            Quota {
+                per_second: 1e9,
+                burst: 1
+            }
+            .interval_ms(),
+            1
+        );
+    }
+
+    #[test]
+    fn invalid_quotas_are_named() {
+        let mut config = RateLimitConfig::default();
+        assert_eq!(config.invalid_quota(), None);
+        config.refresh_per_ip.per_second = 0.0;
+        assert_eq!(config.invalid_quota(), Some("refresh_per_ip"));
+        config.refresh_per_ip.per_second = 1.0;
+        config.login_per_ip.burst = 0;
+        assert_eq!(config.invalid_quota(), Some("login_per_ip"));
+    }
+}
