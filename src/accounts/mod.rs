@@ -470,6 +470,34 @@ impl Accounts {
         Ok(())
     }
 
+    /// Sets a new password for a user who has proven who they are (UIA). With `logout_devices`
+    /// every other session of the user ends; the caller's own session is kept.
+    pub async fn change_password(
+        &self,
+        requester: &Requester,
+        password: SecretString,
+        logout_devices: bool,
+    ) -> Result<(), AccountError> {
+        self.check_new_password(&password)?;
+        let hash = self.hasher.hash(password).await?;
+        if !self
+            .store
+            .set_password_hash(requester.user_id.as_str(), &hash)
+            .await?
+        {
+            return Err(AccountError::NoSuchUser);
+        }
+        if logout_devices {
+            self.store
+                .delete_all_devices(
+                    requester.user_id.as_str(),
+                    Some(requester.device_id.as_str()),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Sets a new password (policy-checked) without asking for the old one: for the operator.
     /// With `logout` every session of the user ends.
     pub async fn reset_password(

@@ -1,10 +1,94 @@
-//! Account information: `GET /account/whoami`.
+//! The caller's account: `GET /account/whoami`, `POST /account/password`.
 
-use axum::Json;
-use ruma::api::client::account::whoami::v3 as whoami;
+use axum::{Json, extract::State};
+use ruma::api::client::account::{change_password::v3 as change_password, whoami::v3 as whoami};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{auth::Authenticated, ruma::Ruma};
+use crate::{
+    accounts::Requester,
+    app::AppState,
+    error::MatrixError,
+    uia::{Action, Operation},
+};
+
+/// The flow that proves a logged-in user is who they say before a password change.
+fn password_flow() -> Vec<Vec<String>> {
+    vec![vec!["m.login.password".to_owned()]]
+}
+
+/// A password change as any API version submits it.
+pub struct PasswordChange<'a> {
+    /// The authenticated caller.
+    pub requester: &'a Requester,
+    /// The new password.
+    pub new_password: String,
+    /// Whether every other session of the user ends.
+    pub logout_devices: bool,
+    /// HTTP method, path and whole body, for UIA.
+    pub method: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// The whole JSON body (with `auth`).
+    pub json: &'a Value,
+}
+
+/// Changes the caller's password after `m.login.password` UIA: refused with 403 when the
+/// configuration disables password changes, `M_WEAK_PASSWORD` before UIA for a password the
+/// policy rejects.
+pub async fn change_password_after_uia(
+    app: &AppState,
+    change: PasswordChange<'_>,
+) -> Result<(), MatrixError> {
+    if !app.config.password.change_enabled {
+        return Err(MatrixError::forbidden(
+            "Password changes are disabled on this server",
+        ));
+    }
+    let password = SecretString::from(change.new_password);
+    app.accounts.check_new_password(&password)?;
+    app.uia
+        .authenticate(Operation {
+            action: Action::ChangePassword,
+            method: change.method,
+            path: change.path,
+            body: change.json,
+            user: Some(&change.requester.user_id),
+            flows: &password_flow(),
+        })
+        .await?;
+    app.accounts
+        .change_password(change.requester, password, change.logout_devices)
+        .await?;
+    Ok(())
+}
+
+/// `POST /account/password`: the caller proves their current password through UIA, then the
+/// new one replaces it; `logout_devices` (default true) ends every other session. (Resetting a
+/// forgotten password by email, without an access token, comes with email support.)
+pub async fn change_password(
+    State(app): State<AppState>,
+    Authenticated(requester): Authenticated,
+    request: Ruma<change_password::Request>,
+) -> Result<Json<Value>, MatrixError> {
+    let Ruma {
+        body,
+        json,
+        method,
+        path,
+    } = request;
+    let change = PasswordChange {
+        requester: &requester,
+        new_password: body.new_password,
+        logout_devices: body.logout_devices,
+        method: method.as_str(),
+        path: &path,
+        json: &json,
+    };
+    change_password_after_uia(&app, change).await?;
+    Ok(Json(json!({})))
+}
 
 /// `GET /account/whoami`: the user, device and guest status behind the access token.
 /// `is_guest` is always sent (ruma's type omits it when false; clients read it either way).

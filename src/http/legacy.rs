@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    auth::ClientIp,
+    account::{PasswordChange, change_password_after_uia},
+    auth::{Authenticated, ClientIp},
     json::JsonBody,
     register::{RegistrationRequest, register_user},
 };
@@ -41,6 +42,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{V2_ALPHA}/register"), post(v2_register))
         .route(&format!("{V2_ALPHA}/tokenrefresh"), post(v2_token_refresh))
+        .route(
+            &format!("{V2_ALPHA}/account/password"),
+            post(v2_change_password),
+        )
 }
 
 /// A v1 submission: a `type` plus that type's keys.
@@ -226,4 +231,30 @@ async fn v2_token_refresh(
     Ok(Json(
         json!({ "access_token": session.access_token, "refresh_token": session.refresh_token }),
     ))
+}
+
+/// The v2_alpha password change body.
+#[derive(Deserialize)]
+struct V2PasswordChange {
+    new_password: String,
+}
+
+/// `POST /v2_alpha/account/password`: `new_password` through UIA (`m.login.password`);
+/// returns `{}`. Every other session of the user ends, as with the current API's default.
+async fn v2_change_password(
+    State(app): State<AppState>,
+    Authenticated(requester): Authenticated,
+    uri: Uri,
+    JsonBody { body, json }: JsonBody<V2PasswordChange>,
+) -> Result<Json<Value>, MatrixError> {
+    let change = PasswordChange {
+        requester: &requester,
+        new_password: body.new_password,
+        logout_devices: true,
+        method: Method::POST.as_str(),
+        path: uri.path(),
+        json: &json,
+    };
+    change_password_after_uia(&app, change).await?;
+    Ok(Json(json!({})))
 }

@@ -34,12 +34,15 @@ const SESSION_ID_CHARS: usize = 32;
 pub enum Action {
     /// `POST /register`.
     Register,
+    /// `POST /account/password`.
+    ChangePassword,
 }
 
 impl Action {
     fn as_str(self) -> &'static str {
         match self {
             Self::Register => "register",
+            Self::ChangePassword => "change_password",
         }
     }
 }

@@ -7,6 +7,7 @@ mod errors;
 mod legacy;
 mod login;
 mod matrix_sdk_client;
+mod password;
 mod postgres;
 mod ratelimit;
 mod refresh;

@@ -81,6 +81,37 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
         token_endpoints_only: false,
         reason: "M_FORBIDDEN is a common error code; registration is disabled",
     },
+    // The spec's password-management section: "Servers MAY reject weak passwords with an
+    // error code `M_WEAK_PASSWORD`", with no status in the OpenAPI file; 400, as `/register`
+    // documents for the same code.
+    UndocumentedError {
+        method: "POST",
+        template: "*",
+        status: 400,
+        errcodes: &["M_WEAK_PASSWORD"],
+        token_endpoints_only: false,
+        reason: "the spec's prose allows M_WEAK_PASSWORD wherever a password is set",
+    },
+    // User-Interactive Authentication on endpoints whose OpenAPI file lists only 200/401/429
+    // (`/account/password`): an unknown or expired session (400 `M_UNKNOWN`), a stage no flow
+    // offers (400 `M_UNRECOGNIZED`), and a session started for another request or user (403
+    // `M_FORBIDDEN`, a common error code) are not stage failures, so not the 401 UIA body.
+    UndocumentedError {
+        method: "POST",
+        template: "*",
+        status: 400,
+        errcodes: &["M_UNKNOWN", "M_UNRECOGNIZED"],
+        token_endpoints_only: true,
+        reason: "UIA session errors that are not stage failures",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "*",
+        status: 403,
+        errcodes: &["M_FORBIDDEN"],
+        token_endpoints_only: true,
+        reason: "a UIA session used for another request or user, or a feature disabled by config",
+    },
 ];
 
 impl UndocumentedError {
