@@ -252,7 +252,11 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("VESTIBULE_").split("__"))
+            .merge(
+                Env::prefixed("VESTIBULE_")
+                    .filter(is_config_key)
+                    .split("__"),
+            )
             .extract()
             .map_err(|err| ConfigError::Parse(describe_figment_error(&err)))?;
         config.validate()?;
@@ -409,6 +413,14 @@ impl Config {
     pub fn example_toml() -> String {
         include_str!("../vestibule.example.toml").to_owned()
     }
+}
+
+/// Whether a `VESTIBULE_*` variable (prefix removed, lower-cased) is a configuration override.
+/// The command line's own variables (`VESTIBULE_CONFIG`, `VESTIBULE_USER_PASSWORD`) and the
+/// test suite's (`VESTIBULE_TEST_*`) share the prefix but are not configuration.
+fn is_config_key(key: &figment::value::UncasedStr) -> bool {
+    let key = key.as_str().to_ascii_lowercase();
+    !(key == "config" || key == "user_password" || key.starts_with("test_"))
 }
 
 /// Turns figment's error into one line that names the offending key and its source.

@@ -195,6 +195,18 @@ fn bad_configuration_stops_startup_with_one_clear_line() {
 }
 
 #[test]
+fn variables_of_the_cli_and_tests_are_not_configuration() {
+    let env = [
+        ("VESTIBULE_TEST_POSTGRES_URL", "postgres://elsewhere"),
+        ("VESTIBULE_USER_PASSWORD", "secret"),
+        ("VESTIBULE_SERVER_NAME", "example.org"),
+    ];
+    let output = run_with_config("", &env, &["config", "check"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("server_name = \"example.org\""));
+}
+
+#[test]
 fn unreachable_database_stops_startup_with_one_clear_line() {
     let output = run_with_config(
         "",
