@@ -118,6 +118,9 @@ pub struct UiaConfig {
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes; larger ones get 413 `M_TOO_LARGE`.
     pub max_body_bytes: usize,
+    /// Reverse proxies and load balancers (addresses or CIDR ranges) whose
+    /// `X-Forwarded-For` header names the real client, for rate limits and device IPs.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Logging and metrics settings.
@@ -197,6 +200,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

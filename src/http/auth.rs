@@ -1,7 +1,7 @@
 //! Request authentication: the access token (header or query) resolved to a [`Requester`],
 //! and the client's IP address.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
@@ -56,17 +56,42 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The client's IP address as seen on the connection.
+/// The client's IP address: the connection's peer, or, when that peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_string());
-        Ok(Self(ip))
+            .map(|info| info.0.ip());
+        let trusted = &state.config.http.trusted_proxies;
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        let Some(peer) = peer else {
+            return Ok(Self(None));
+        };
+        if !is_trusted(&peer) {
+            return Ok(Self(Some(peer.to_string())));
+        }
+        let forwarded: Vec<IpAddr> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|hop| hop.trim().parse().ok())
+            .collect();
+        let client = forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer);
+        Ok(Self(Some(client.to_string())))
     }
 }

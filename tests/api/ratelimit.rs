@@ -201,3 +201,59 @@ async fn refresh_per_ip_refuses_then_recovers() {
         StatusCode::OK
     );
 }
+
+async fn login_from(server: &TestServer, forwarded_for: &str) -> StatusCode {
+    server
+        .http
+        .post(format!("{}{LOGIN}", server.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&password_login("quin", "password123"))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+}
+
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_are_limited_one_by_one() {
+    let server = TestServer::with(|config| {
+        config.http.trusted_proxies = vec!["127.0.0.0/8".parse().expect("cidr")];
+        config.rate_limits.enabled = true;
+        config.rate_limits.login_per_ip = Quota {
+            per_second: 0.1,
+            burst: 1,
+        };
+        config.rate_limits.login_per_account = GENEROUS;
+        config.rate_limits.register_per_ip = GENEROUS;
+    })
+    .await;
+    server.register("quin", "password123").await;
+    assert_eq!(login_from(&server, "203.0.113.5").await, StatusCode::OK);
+    assert_eq!(
+        login_from(&server, "203.0.113.5").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy has its own bucket; a trusted hop is skipped.
+    assert_eq!(
+        login_from(&server, "203.0.113.6, 127.0.0.1").await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let server = limited_server(|limits| {
+        limits.login_per_ip = Quota {
+            per_second: 0.1,
+            burst: 1,
+        }
+    })
+    .await;
+    server.register("quin", "password123").await;
+    assert_eq!(login_from(&server, "203.0.113.5").await, StatusCode::OK);
+    // A client can't escape its limit by claiming to be someone else.
+    assert_eq!(
+        login_from(&server, "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
