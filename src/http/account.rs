@@ -10,7 +10,7 @@ use crate::{
     accounts::Requester,
     app::AppState,
     error::MatrixError,
-    uia::{Action, Operation},
+    uia::{Action, BoundRequest, Operation},
 };
 
 /// The flow that proves a logged-in user is who they say before a password change.
@@ -26,12 +26,8 @@ pub struct PasswordChange<'a> {
     pub new_password: String,
     /// Whether every other session of the user ends.
     pub logout_devices: bool,
-    /// HTTP method, path and whole body, for UIA.
-    pub method: &'a str,
-    /// Request path.
-    pub path: &'a str,
-    /// The whole JSON body (with `auth`).
-    pub json: &'a Value,
+    /// The request, for UIA.
+    pub bound: BoundRequest<'a>,
 }
 
 /// Changes the caller's password after `m.login.password` UIA: refused with 403 when the
@@ -51,9 +47,7 @@ pub async fn change_password_after_uia(
     app.uia
         .authenticate(Operation {
             action: Action::ChangePassword,
-            method: change.method,
-            path: change.path,
-            body: change.json,
+            request: change.bound,
             user: Some(&change.requester.user_id),
             flows: &password_flow(),
         })
@@ -78,13 +72,16 @@ pub async fn change_password(
         method,
         path,
     } = request;
+    let bound = BoundRequest {
+        method: method.as_str(),
+        path: &path,
+        body: &json,
+    };
     let change = PasswordChange {
         requester: &requester,
         new_password: body.new_password,
         logout_devices: body.logout_devices,
-        method: method.as_str(),
-        path: &path,
-        json: &json,
+        bound,
     };
     change_password_after_uia(&app, change).await?;
     Ok(Json(json!({})))

@@ -23,6 +23,7 @@ use crate::{
     app::AppState,
     error::MatrixError,
     ratelimit::Limit,
+    uia::BoundRequest,
 };
 
 /// The login type of the v1 APIs.
@@ -195,9 +196,11 @@ async fn v2_register(
         username: body.username,
         password: body.password,
         login,
-        method: &Method::POST,
-        path: uri.path(),
-        json: &json,
+        bound: BoundRequest {
+            method: Method::POST.as_str(),
+            path: uri.path(),
+            body: &json,
+        },
     };
     let (user_id, session) = register_user(&app, request).await?;
     let session = session.ok_or_else(|| MatrixError::internal("no session"))?;
@@ -251,9 +254,11 @@ async fn v2_change_password(
         requester: &requester,
         new_password: body.new_password,
         logout_devices: true,
-        method: Method::POST.as_str(),
-        path: uri.path(),
-        json: &json,
+        bound: BoundRequest {
+            method: Method::POST.as_str(),
+            path: uri.path(),
+            body: &json,
+        },
     };
     change_password_after_uia(&app, change).await?;
     Ok(Json(json!({})))

@@ -1,10 +1,6 @@
 //! Registration: `POST /register` and `GET /register/available`.
 
-use axum::{
-    Json,
-    extract::State,
-    http::{Method, StatusCode},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use ruma::{
     OwnedUserId,
     api::client::account::{
@@ -24,7 +20,7 @@ use crate::{
     app::AppState,
     error::MatrixError,
     ratelimit::Limit,
-    uia::{Action, Operation},
+    uia::{Action, BoundRequest, Operation},
 };
 
 /// `POST /register`:
@@ -47,6 +43,11 @@ pub async fn register(
         method,
         path,
     } = request;
+    let bound = BoundRequest {
+        method: method.as_str(),
+        path: &path,
+        body: &json,
+    };
     let is_guest = match body.kind {
         RegistrationKind::Guest => true,
         RegistrationKind::User => false,
@@ -69,9 +70,7 @@ pub async fn register(
             username: body.username,
             password: body.password,
             login: (!body.inhibit_login).then_some(device),
-            method: &method,
-            path: &path,
-            json: &json,
+            bound,
         };
         register_user(&app, request).await?
     };
@@ -101,12 +100,8 @@ pub struct RegistrationRequest<'a> {
     pub login: Option<DeviceRequest>,
     /// The client's IP address, for the registration rate limit.
     pub ip: Option<String>,
-    /// HTTP method, for binding the UIA session.
-    pub method: &'a Method,
-    /// Request path, for binding the UIA session.
-    pub path: &'a str,
-    /// The whole JSON body, for binding the UIA session and reading `auth`.
-    pub json: &'a Value,
+    /// The request, for UIA.
+    pub bound: BoundRequest<'a>,
 }
 
 /// Registers a full account: checks name and password, runs the configured UIA flows, then
@@ -133,9 +128,7 @@ pub async fn register_user(
     app.uia
         .authenticate(Operation {
             action: Action::Register,
-            method: request.method.as_str(),
-            path: request.path,
-            body: request.json,
+            request: request.bound,
             user: None,
             flows: &app.config.registration.flows,
         })

@@ -51,16 +51,23 @@ impl Action {
 pub struct Operation<'a> {
     /// What the request does.
     pub action: Action,
+    /// The request, as the session is bound to it.
+    pub request: BoundRequest<'a>,
+    /// The authenticated user, if the request carried an access token.
+    pub user: Option<&'a UserId>,
+    /// The flows that authorise this operation.
+    pub flows: &'a [Flow],
+}
+
+/// What binds a UIA session to the request that started it.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundRequest<'a> {
     /// HTTP method of the request.
     pub method: &'a str,
     /// Request path.
     pub path: &'a str,
     /// The whole JSON body, including `auth`.
     pub body: &'a Value,
-    /// The authenticated user, if the request carried an access token.
-    pub user: Option<&'a UserId>,
-    /// The flows that authorise this operation.
-    pub flows: &'a [Flow],
 }
 
 /// Proof that a flow was completed; the session has been consumed.
@@ -105,7 +112,7 @@ impl Uia {
     /// Runs one round of UIA for `operation`: starts a session, attempts the stage in `auth`,
     /// and returns [`Completed`] once a flow is satisfied, or else the 401 challenge.
     pub async fn authenticate(&self, operation: Operation<'_>) -> Result<Completed, MatrixError> {
-        let auth = match operation.body.get("auth") {
+        let auth = match operation.request.body.get("auth") {
             None | Some(Value::Null) => None,
             Some(Value::Object(auth)) => Some(auth),
             Some(_) => return Err(MatrixError::bad_json("`auth` must be an object")),
@@ -253,7 +260,7 @@ fn unknown_session() -> MatrixError {
 
 /// HMAC-SHA256, keyed by the session ID, of the method, path and canonical body without `auth`.
 fn fingerprint(session_id: &str, operation: &Operation<'_>) -> String {
-    let mut body = operation.body.clone();
+    let mut body = operation.request.body.clone();
     if let Some(object) = body.as_object_mut() {
         object.remove("auth");
     }
@@ -261,7 +268,13 @@ fn fingerprint(session_id: &str, operation: &Operation<'_>) -> String {
         .map_or_else(|_| body.to_string(), |canonical| canonical.to_string());
     let mut mac =
         Hmac::<Sha256>::new_from_slice(session_id.as_bytes()).expect("HMAC accepts any key length");
-    for part in [operation.method, "\n", operation.path, "\n", &canonical] {
+    for part in [
+        operation.request.method,
+        "\n",
+        operation.request.path,
+        "\n",
+        &canonical,
+    ] {
         mac.update(part.as_bytes());
     }
     hex::encode(mac.finalize().into_bytes())
