@@ -6,7 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use regex::RegexSet;
 
 use crate::{
-    accounts::{AccountSettings, Accounts, PasswordHasher},
+    accounts::{AccountSettings, Accounts, PasswordHasher, PasswordPolicy},
     clock::{Clock, Randomness},
     config::Config,
     ratelimit::RateLimiter,
@@ -75,7 +75,7 @@ pub fn build(
             .as_str()
             .try_into()
             .map_err(|_| StartupError::Config("server_name".into()))?,
-        password_min_length: config.password.min_length,
+        password_policy: PasswordPolicy::from_config(&config.password),
         access_token_lifetime_ms: match config.tokens.access_token_lifetime_secs {
             0 => None,
             secs => Some(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)),

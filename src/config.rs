@@ -75,6 +75,16 @@ pub struct PasswordConfig {
     pub change_enabled: bool,
     /// Minimum password length, in characters.
     pub min_length: usize,
+    /// New passwords must contain a digit.
+    pub require_digit: bool,
+    /// New passwords must contain a lower-case letter.
+    pub require_lowercase: bool,
+    /// New passwords must contain an upper-case letter.
+    pub require_uppercase: bool,
+    /// New passwords must contain a symbol (neither letter nor digit).
+    pub require_symbol: bool,
+    /// New passwords must not contain the user's localpart.
+    pub reject_localpart: bool,
     /// argon2id memory cost in KiB.
     pub argon2_memory_kib: u32,
     /// argon2id iterations (time cost).
@@ -180,6 +190,11 @@ impl Default for PasswordConfig {
         Self {
             change_enabled: true,
             min_length: 8,
+            require_digit: false,
+            require_lowercase: false,
+            require_uppercase: false,
+            require_symbol: false,
+            reject_localpart: true,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             argon2_parallelism: 1,

@@ -17,7 +17,7 @@ use crate::{
     ratelimit::{Limit, RateLimitError, RateLimiter},
     store::{NewAccount, NewLogin, Store, StoreError, TokenRotation},
 };
-pub use password::{PasswordHasher, PasswordRejected};
+pub use password::{PasswordHasher, PasswordPolicy, PasswordRejected};
 pub use user_id::InvalidUsername;
 
 /// Length of generated localparts.
@@ -141,8 +141,8 @@ pub struct Registration {
 pub struct AccountSettings {
     /// This server's name.
     pub server_name: OwnedServerName,
-    /// Minimum password length.
-    pub password_min_length: usize,
+    /// The rules for new passwords.
+    pub password_policy: PasswordPolicy,
     /// Access-token lifetime in milliseconds; `None` = never expires.
     pub access_token_lifetime_ms: Option<i64>,
     /// Lifetime of access tokens issued with a refresh token, in milliseconds.
@@ -229,14 +229,20 @@ impl Accounts {
         }
     }
 
-    /// Checks a new password against the policy (without hashing it).
-    pub fn check_new_password(&self, password: &SecretString) -> Result<(), AccountError> {
-        password::check_policy(password.expose_secret(), self.settings.password_min_length).map_err(
-            |rejected| match rejected {
+    /// Checks a new password for `user` (when known) against the policy, without hashing it.
+    pub fn check_new_password(
+        &self,
+        password: &SecretString,
+        user: Option<&UserId>,
+    ) -> Result<(), AccountError> {
+        let localpart = user.map(UserId::localpart);
+        self.settings
+            .password_policy
+            .check(password.expose_secret(), localpart)
+            .map_err(|rejected| match rejected {
                 PasswordRejected::TooLong => AccountError::PasswordTooLong(rejected),
-                PasswordRejected::TooShort(_) => AccountError::WeakPassword(rejected),
-            },
-        )
+                other => AccountError::WeakPassword(other),
+            })
     }
 
     /// Creates the account and, unless login is inhibited, its first device session, in one
@@ -247,7 +253,7 @@ impl Accounts {
     ) -> Result<Option<IssuedSession>, AccountError> {
         let password_hash = match registration.password {
             Some(password) => {
-                self.check_new_password(&password)?;
+                self.check_new_password(&password, Some(&registration.user_id))?;
                 Some(self.hasher.hash(password).await?)
             }
             None => None,
@@ -478,7 +484,7 @@ impl Accounts {
         password: SecretString,
         logout_devices: bool,
     ) -> Result<(), AccountError> {
-        self.check_new_password(&password)?;
+        self.check_new_password(&password, Some(&requester.user_id))?;
         let hash = self.hasher.hash(password).await?;
         if !self
             .store
@@ -506,7 +512,7 @@ impl Accounts {
         password: SecretString,
         logout: bool,
     ) -> Result<(), AccountError> {
-        self.check_new_password(&password)?;
+        self.check_new_password(&password, Some(user_id))?;
         let record = self
             .store
             .find_user(user_id.as_str())

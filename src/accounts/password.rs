@@ -28,17 +28,79 @@ pub enum PasswordRejected {
     /// Longer than [`MAX_PASSWORD_BYTES`].
     #[error("password must be at most {MAX_PASSWORD_BYTES} bytes long")]
     TooLong,
+    /// A required kind of character is missing.
+    #[error("password must contain at least one {0}")]
+    Missing(&'static str),
+    /// The password contains the user's own localpart.
+    #[error("password must not contain the username")]
+    ContainsUsername,
 }
 
-/// Checks a new password against the policy.
-pub fn check_policy(password: &str, min_length: usize) -> Result<(), PasswordRejected> {
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(PasswordRejected::TooLong);
+/// A kind of character a policy may require: whether it is required, its name, and its test.
+type CharacterClass = (bool, &'static str, fn(&char) -> bool);
+
+/// The rules a new password must follow, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Minimum length in characters.
+    pub min_length: usize,
+    /// Require an ASCII digit.
+    pub require_digit: bool,
+    /// Require a lower-case letter.
+    pub require_lowercase: bool,
+    /// Require an upper-case letter.
+    pub require_uppercase: bool,
+    /// Require a character that is neither a letter nor a digit.
+    pub require_symbol: bool,
+    /// Refuse passwords that contain the user's localpart (case-insensitively).
+    pub reject_localpart: bool,
+}
+
+impl PasswordPolicy {
+    /// The policy configured in `[password]`.
+    pub fn from_config(config: &PasswordConfig) -> Self {
+        Self {
+            min_length: config.min_length,
+            require_digit: config.require_digit,
+            require_lowercase: config.require_lowercase,
+            require_uppercase: config.require_uppercase,
+            require_symbol: config.require_symbol,
+            reject_localpart: config.reject_localpart,
+        }
     }
-    if password.chars().count() < min_length {
-        return Err(PasswordRejected::TooShort(min_length));
+
+    /// Checks a new password for the user with `localpart` (when known); the error says which
+    /// rule failed.
+    pub fn check(&self, password: &str, localpart: Option<&str>) -> Result<(), PasswordRejected> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordRejected::TooLong);
+        }
+        if password.chars().count() < self.min_length {
+            return Err(PasswordRejected::TooShort(self.min_length));
+        }
+        let classes: [CharacterClass; 4] = [
+            (self.require_digit, "digit", char::is_ascii_digit),
+            (self.require_lowercase, "lower-case letter", |c| {
+                c.is_lowercase()
+            }),
+            (self.require_uppercase, "upper-case letter", |c| {
+                c.is_uppercase()
+            }),
+            (self.require_symbol, "symbol", |c| !c.is_alphanumeric()),
+        ];
+        if let Some((_, name, _)) = classes
+            .iter()
+            .find(|(required, _, matches)| *required && !password.chars().any(|c| matches(&c)))
+        {
+            return Err(PasswordRejected::Missing(name));
+        }
+        let contains_localpart = localpart
+            .is_some_and(|localpart| password.to_lowercase().contains(&localpart.to_lowercase()));
+        if self.reject_localpart && contains_localpart {
+            return Err(PasswordRejected::ContainsUsername);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Hashing failed for a reason that is not the password's fault.
@@ -341,11 +403,52 @@ mod tests {
 
     #[test]
     fn policy() {
-        assert_eq!(check_policy("short", 8), Err(PasswordRejected::TooShort(8)));
+        let policy = PasswordPolicy::from_config(&PasswordConfig::default());
         assert_eq!(
-            check_policy(&"x".repeat(513), 8),
+            policy.check("short", None),
+            Err(PasswordRejected::TooShort(8))
+        );
+        assert_eq!(
+            policy.check(&"x".repeat(513), None),
             Err(PasswordRejected::TooLong)
         );
-        assert!(check_policy("long enough", 8).is_ok());
+        assert!(policy.check("long enough", None).is_ok());
+        assert_eq!(
+            policy.check("my-alice-pass", Some("alice")),
+            Err(PasswordRejected::ContainsUsername)
+        );
+        assert_eq!(
+            policy.check("MyALICEpass", Some("alice")),
+            Err(PasswordRejected::ContainsUsername)
+        );
+    }
+
+    #[test]
+    fn character_classes() {
+        let strict = PasswordPolicy {
+            require_digit: true,
+            require_lowercase: true,
+            require_uppercase: true,
+            require_symbol: true,
+            ..PasswordPolicy::from_config(&PasswordConfig::default())
+        };
+        assert_eq!(
+            strict.check("abcdefgh", None),
+            Err(PasswordRejected::Missing("digit"))
+        );
+        assert_eq!(
+            strict.check("ABCDEFG1", None),
+            Err(PasswordRejected::Missing("lower-case letter"))
+        );
+        assert_eq!(
+            strict.check("abcdefg1", None),
+            Err(PasswordRejected::Missing("upper-case letter"))
+        );
+        assert_eq!(
+            strict.check("Abcdefg1", None),
+            Err(PasswordRejected::Missing("symbol"))
+        );
+        assert!(strict.check("Abcdef-1", None).is_ok());
+        assert!(strict.check("Äbcdéf-1", None).is_ok());
     }
 }

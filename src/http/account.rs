@@ -43,7 +43,8 @@ pub async fn change_password_after_uia(
         ));
     }
     let password = SecretString::from(change.new_password);
-    app.accounts.check_new_password(&password)?;
+    app.accounts
+        .check_new_password(&password, Some(&change.requester.user_id))?;
     app.uia
         .authenticate(Operation {
             action: Action::ChangePassword,

@@ -116,15 +116,17 @@ pub async fn register_user(
     app.limiter
         .take(Limit::RegisterPerIp, request.ip.as_deref())
         .await?;
-    if let Some(username) = request.username.as_deref() {
-        app.accounts.check_new_user_id(Some(username)).await?;
-    }
+    let requested = match request.username.as_deref() {
+        Some(username) => Some(app.accounts.check_new_user_id(Some(username)).await?),
+        None => None,
+    };
     let password = SecretString::from(
         request
             .password
             .ok_or_else(|| MatrixError::missing_param("Missing parameter: password"))?,
     );
-    app.accounts.check_new_password(&password)?;
+    app.accounts
+        .check_new_password(&password, requested.as_deref())?;
     app.uia
         .authenticate(Operation {
             action: Action::Register,

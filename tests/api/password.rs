@@ -200,3 +200,40 @@ async fn v2_alpha_password_change() {
     let missing = server.post(path, Some(token(&user)), &json!({})).await;
     assert_error(&missing, StatusCode::BAD_REQUEST, "M_MISSING_PARAM");
 }
+
+#[tokio::test]
+async fn policy_rules_are_named_in_the_refusal() {
+    let server = TestServer::with(|config| {
+        config.password.require_digit = true;
+        config.password.require_symbol = true;
+    })
+    .await;
+    let register = |password: &str| json!({"username": "bea", "password": password});
+    for (password, rule) in [
+        ("nodigits!", "digit"),
+        ("n0symbols", "symbol"),
+        ("bea-pass-1", "username"),
+    ] {
+        let response = server
+            .post("/_matrix/client/v3/register", None, &register(password))
+            .await;
+        assert_error(&response, StatusCode::BAD_REQUEST, "M_WEAK_PASSWORD");
+        assert!(
+            response.1["error"]
+                .as_str()
+                .expect("message")
+                .contains(rule),
+            "{}",
+            response.1
+        );
+    }
+    let user = server.register("bea", "g00d-pass").await;
+    let change = server
+        .post(
+            PASSWORD,
+            Some(token(&user)),
+            &json!({"new_password": "BEA-and-1"}),
+        )
+        .await;
+    assert_error(&change, StatusCode::BAD_REQUEST, "M_WEAK_PASSWORD");
+}
