@@ -4,7 +4,7 @@ use matrix_sdk::{
     Client,
     ruma::api::client::{
         account::register::v3::Request as RegistrationRequest,
-        uiaa::{AuthData, Dummy},
+        uiaa::{AuthData, Dummy, MatrixUserIdentifier, Password, UserIdentifier},
     },
 };
 
@@ -68,4 +68,49 @@ async fn matrix_sdk_client_walks_the_account_lifecycle() {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn matrix_sdk_client_changes_its_password_and_logs_out_its_other_session() {
+    let server = TestServer::spawn().await;
+    server.register("sdkpass", "first-password").await;
+    let laptop = client(&server).await;
+    laptop
+        .matrix_auth()
+        .login_username("sdkpass", "first-password")
+        .send()
+        .await
+        .expect("laptop login");
+    let phone = client(&server).await;
+    phone
+        .matrix_auth()
+        .login_username("sdkpass", "first-password")
+        .send()
+        .await
+        .expect("phone login");
+
+    let challenge = laptop
+        .account()
+        .change_password("second-password", None)
+        .await
+        .expect_err("UIA first");
+    let info = challenge.as_uiaa_response().expect("a UIA response");
+    let identifier = UserIdentifier::Matrix(MatrixUserIdentifier::new("sdkpass".to_owned()));
+    let mut password = Password::new(identifier, "first-password".to_owned());
+    password.session = info.session.clone();
+    laptop
+        .account()
+        .change_password("second-password", Some(AuthData::Password(password)))
+        .await
+        .expect("password changed");
+
+    laptop
+        .whoami()
+        .await
+        .expect("the changing session stays logged in");
+    phone
+        .whoami()
+        .await
+        .expect_err("the other session is logged out");
+    server.login("sdkpass", "second-password").await;
 }
