@@ -1,7 +1,10 @@
-//! The caller's account: `GET /account/whoami`, `POST /account/password`.
+//! The caller's account: `GET /account/whoami`, `POST /account/password`,
+//! `POST /account/deactivate`.
 
 use axum::{Json, extract::State};
-use ruma::api::client::account::{change_password::v3 as change_password, whoami::v3 as whoami};
+use ruma::api::client::account::{
+    change_password::v3 as change_password, deactivate::v3 as deactivate, whoami::v3 as whoami,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -99,4 +102,33 @@ pub async fn whoami(
         "device_id": requester.device_id,
         "is_guest": requester.is_guest,
     }))
+}
+
+/// `POST /account/deactivate`: after `m.login.password` UIA the account is deactivated for
+/// good: every session ends, logins answer `M_USER_DEACTIVATED`, and the user ID is never
+/// handed out again. Vestibule stores no profile data yet, so `erase` has nothing more to
+/// remove, and it binds no third-party identifiers, so `id_server_unbind_result` is
+/// `no-support`, as the spec says for a server that could not unbind anything.
+pub async fn deactivate(
+    State(app): State<AppState>,
+    Authenticated(requester): Authenticated,
+    request: Ruma<deactivate::Request>,
+) -> Result<Json<Value>, MatrixError> {
+    let Ruma {
+        json, method, path, ..
+    } = request;
+    app.uia
+        .authenticate(Operation {
+            action: Action::Deactivate,
+            request: BoundRequest {
+                method: method.as_str(),
+                path: &path,
+                body: &json,
+            },
+            user: Some(&requester.user_id),
+            flows: &password_flow(),
+        })
+        .await?;
+    app.accounts.deactivate(&requester.user_id).await?;
+    Ok(Json(json!({ "id_server_unbind_result": "no-support" })))
 }

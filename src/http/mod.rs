@@ -12,7 +12,10 @@ pub mod session;
 use std::time::{Duration, Instant};
 
 use ::ruma::api::client::{
-    account::{change_password, get_username_availability, register as register_endpoint, whoami},
+    account::{
+        change_password, deactivate, get_username_availability, register as register_endpoint,
+        whoami,
+    },
     discovery::get_capabilities,
     session::{get_login_types, login, logout, logout_all, refresh_token},
 };
@@ -53,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     router = route::<refresh_token::v3::Request, _, _, _>(router, session::refresh);
     router = route::<whoami::v3::Request, _, _, _>(router, account::whoami);
     router = route::<change_password::v3::Request, _, _, _>(router, account::change_password);
+    router = route::<deactivate::v3::Request, _, _, _>(router, account::deactivate);
     router = route::<get_capabilities::v3::Request, _, _, _>(router, discovery::get_capabilities);
     router
         .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })

@@ -147,5 +147,6 @@ endpoints! {
     ruma::api::client::session::refresh_token::v3::Request => json: true, required: ["refresh_token"];
     ruma::api::client::account::whoami::v3::Request => json: false, required: [];
     ruma::api::client::account::change_password::v3::Request => json: true, required: ["new_password"];
+    ruma::api::client::account::deactivate::v3::Request => json: true, required: [];
     ruma::api::client::discovery::get_capabilities::v3::Request => json: false, required: [];
 }

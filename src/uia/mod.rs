@@ -36,6 +36,8 @@ pub enum Action {
     Register,
     /// `POST /account/password`.
     ChangePassword,
+    /// `POST /account/deactivate`.
+    Deactivate,
 }
 
 impl Action {
@@ -43,6 +45,7 @@ impl Action {
         match self {
             Self::Register => "register",
             Self::ChangePassword => "change_password",
+            Self::Deactivate => "deactivate",
         }
     }
 }

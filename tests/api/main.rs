@@ -2,6 +2,7 @@
 
 mod cli;
 mod conformance;
+mod deactivate;
 mod discovery;
 mod errors;
 mod legacy;
