@@ -184,6 +184,9 @@ impl From<crate::accounts::AccountError> for MatrixError {
                 "Access token has expired",
             )
             .with("soft_logout", Value::Bool(true)),
+            AccountError::NoSuchDevice => {
+                Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such device")
+            }
             AccountError::NoSuchUser => {
                 Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such user")
             }

@@ -9,13 +9,13 @@ pub mod user_id;
 use std::sync::Arc;
 
 use regex::RegexSet;
-use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     clock::{Clock, Randomness},
     ratelimit::{Limit, RateLimitError, RateLimiter},
-    store::{NewAccount, NewLogin, Store, StoreError, TokenRotation},
+    store::{DeviceRecord, NewAccount, NewLogin, Store, StoreError, TokenRotation},
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejected};
 pub use user_id::InvalidUsername;
@@ -59,6 +59,9 @@ pub enum AccountError {
     /// The user does not exist.
     #[error("no such user")]
     NoSuchUser,
+    /// The user has no device with that ID.
+    #[error("no such device")]
+    NoSuchDevice,
     /// A rate limit refused the attempt.
     #[error("{0}")]
     RateLimited(RateLimitError),
@@ -466,6 +469,62 @@ impl Accounts {
             .delete_device(requester.user_id.as_str(), requester.device_id.as_str())
             .await?;
         Ok(())
+    }
+
+    /// The user's devices, ordered by device ID.
+    pub async fn devices(&self, user_id: &UserId) -> Result<Vec<DeviceRecord>, AccountError> {
+        Ok(self.store.list_devices(user_id.as_str()).await?)
+    }
+
+    /// One of the user's devices.
+    pub async fn device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<DeviceRecord, AccountError> {
+        self.devices(user_id)
+            .await?
+            .into_iter()
+            .find(|device| device.device_id == device_id.as_str())
+            .ok_or(AccountError::NoSuchDevice)
+    }
+
+    /// Renames one of the user's devices (`None` clears the name).
+    pub async fn rename_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+        display_name: Option<&str>,
+    ) -> Result<(), AccountError> {
+        if self
+            .store
+            .rename_device(user_id.as_str(), device_id.as_str(), display_name)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AccountError::NoSuchDevice)
+        }
+    }
+
+    /// Deletes devices of the user and every token issued to them; unknown IDs are skipped.
+    /// Returns how many were deleted.
+    pub async fn delete_devices(
+        &self,
+        user_id: &UserId,
+        device_ids: &[OwnedDeviceId],
+    ) -> Result<usize, AccountError> {
+        let mut deleted = 0;
+        for device_id in device_ids {
+            if self
+                .store
+                .delete_device(user_id.as_str(), device_id.as_str())
+                .await?
+            {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Ends every session of the user.

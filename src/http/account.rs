@@ -16,8 +16,8 @@ use crate::{
     uia::{Action, BoundRequest, Operation},
 };
 
-/// The flow that proves a logged-in user is who they say before a password change.
-fn password_flow() -> Vec<Vec<String>> {
+/// The flow that proves a logged-in user is who they say before a sensitive change.
+pub fn password_flow() -> Vec<Vec<String>> {
     vec![vec!["m.login.password".to_owned()]]
 }
 

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod devices;
 pub mod discovery;
 pub mod json;
 pub mod legacy;
@@ -16,6 +17,7 @@ use ::ruma::api::client::{
         change_password, deactivate, get_username_availability, register as register_endpoint,
         whoami,
     },
+    device::{delete_device, delete_devices, get_device, get_devices, update_device},
     discovery::get_capabilities,
     session::{get_login_types, login, logout, logout_all, refresh_token},
 };
@@ -57,6 +59,11 @@ pub fn router(state: AppState) -> Router {
     router = route::<whoami::v3::Request, _, _, _>(router, account::whoami);
     router = route::<change_password::v3::Request, _, _, _>(router, account::change_password);
     router = route::<deactivate::v3::Request, _, _, _>(router, account::deactivate);
+    router = route::<get_devices::v3::Request, _, _, _>(router, devices::get_devices);
+    router = route::<get_device::v3::Request, _, _, _>(router, devices::get_device);
+    router = route::<update_device::v3::Request, _, _, _>(router, devices::update_device);
+    router = route::<delete_device::v3::Request, _, _, _>(router, devices::delete_device);
+    router = route::<delete_devices::v3::Request, _, _, _>(router, devices::delete_devices);
     router = route::<get_capabilities::v3::Request, _, _, _>(router, discovery::get_capabilities);
     router
         .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })

@@ -148,5 +148,10 @@ endpoints! {
     ruma::api::client::account::whoami::v3::Request => json: false, required: [];
     ruma::api::client::account::change_password::v3::Request => json: true, required: ["new_password"];
     ruma::api::client::account::deactivate::v3::Request => json: true, required: [];
+    ruma::api::client::device::get_devices::v3::Request => json: false, required: [];
+    ruma::api::client::device::get_device::v3::Request => json: false, required: [];
+    ruma::api::client::device::update_device::v3::Request => json: true, required: [];
+    ruma::api::client::device::delete_device::v3::Request => json: true, required: [];
+    ruma::api::client::device::delete_devices::v3::Request => json: true, required: ["devices"];
     ruma::api::client::discovery::get_capabilities::v3::Request => json: false, required: [];
 }

@@ -213,6 +213,14 @@ pub trait Store: Send + Sync + 'static {
         keep_device_id: Option<&str>,
     ) -> Result<u64, StoreError>;
 
+    /// Sets (or with `None` clears) a device's display name; `false` if there is no such device.
+    async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
     /// All devices of a user, ordered by device ID.
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError>;
 

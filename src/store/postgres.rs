@@ -300,6 +300,23 @@ impl Store for PgStore {
         Ok(result.rows_affected())
     }
 
+    async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE devices SET display_name = $3 WHERE user_id = $1 AND device_id = $2",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(display_name)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError> {
         // Byte order, as in SQLite, whatever the database's default collation.
         let rows: Vec<(String, String, Option<String>, Option<i64>, Option<String>)> =

@@ -130,6 +130,7 @@ conformance_suite!(
     concurrent_refresh_has_one_winner,
     rate_limit_allows_bursts_then_refuses_until_the_interval_passes,
     concurrent_rate_limit_takes_never_exceed_the_burst,
+    rename_device_sets_and_clears_the_name,
 );
 
 const SERVER: &str = "example.org";
@@ -1286,4 +1287,41 @@ async fn concurrent_rate_limit_takes_never_exceed_the_burst(store: Arc<dyn Store
         }
     }
     assert_eq!(allowed, 4);
+}
+
+async fn rename_device_sets_and_clears_the_name(store: Arc<dyn Store>) {
+    store
+        .create_account(account("ned", Some(login("PHONE", "t1"))))
+        .await
+        .expect("create_account");
+    assert!(
+        store
+            .rename_device(&user_id("ned"), "PHONE", Some("Ned's phone"))
+            .await
+            .expect("rename")
+    );
+    let devices = store.list_devices(&user_id("ned")).await.expect("list");
+    assert_eq!(devices[0].display_name.as_deref(), Some("Ned's phone"));
+    assert!(
+        store
+            .rename_device(&user_id("ned"), "PHONE", None)
+            .await
+            .expect("rename")
+    );
+    assert_eq!(
+        store.list_devices(&user_id("ned")).await.expect("list")[0].display_name,
+        None
+    );
+    assert!(
+        !store
+            .rename_device(&user_id("ned"), "NOPE", Some("x"))
+            .await
+            .expect("rename")
+    );
+    assert!(
+        !store
+            .rename_device(&user_id("other"), "PHONE", Some("x"))
+            .await
+            .expect("rename")
+    );
 }

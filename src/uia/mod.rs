@@ -38,6 +38,8 @@ pub enum Action {
     ChangePassword,
     /// `POST /account/deactivate`.
     Deactivate,
+    /// `DELETE /devices/{deviceId}` and `POST /delete_devices`.
+    DeleteDevices,
 }
 
 impl Action {
@@ -46,6 +48,7 @@ impl Action {
             Self::Register => "register",
             Self::ChangePassword => "change_password",
             Self::Deactivate => "deactivate",
+            Self::DeleteDevices => "delete_devices",
         }
     }
 }

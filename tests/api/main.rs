@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod deactivate;
+mod devices;
 mod discovery;
 mod errors;
 mod legacy;

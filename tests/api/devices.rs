@@ -1,0 +1,167 @@
+//! Device management: list, get, rename, delete (through UIA) and bulk delete.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, assert_error};
+
+fn password_auth(session: &Value) -> Value {
+    json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "dev"},
+        "password": "password123",
+        "session": session,
+    })
+}
+
+async fn user_with_two_devices(server: &TestServer) -> (String, String) {
+    let body = json!({"username": "dev", "password": "password123", "device_id": "PHONE",
+        "initial_device_display_name": "Phone", "auth": {"type": "m.login.dummy"}});
+    let (status, phone) = server
+        .post("/_matrix/client/v3/register", None, &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{phone}");
+    let login = json!({"type": "m.login.password", "user": "dev", "password": "password123",
+        "device_id": "LAPTOP", "initial_device_display_name": "Laptop"});
+    let (_, laptop) = server.post("/_matrix/client/v3/login", None, &login).await;
+    let token = |body: &Value| body["access_token"].as_str().expect("token").to_owned();
+    (token(&phone), token(&laptop))
+}
+
+#[tokio::test]
+async fn list_get_and_rename_devices() {
+    let server = TestServer::spawn().await;
+    let (phone, _) = user_with_two_devices(&server).await;
+    let (status, list) = server.get("/_matrix/client/v3/devices", Some(&phone)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let devices = list["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 2);
+    assert_eq!(devices[0]["device_id"], "LAPTOP");
+    assert_eq!(devices[0]["display_name"], "Laptop");
+    assert_eq!(devices[1]["display_name"], "Phone");
+    assert_eq!(devices[1]["last_seen_ip"], "127.0.0.1");
+    assert!(devices[1]["last_seen_ts"].is_i64());
+
+    let (status, device) = server
+        .get("/_matrix/client/r0/devices/PHONE", Some(&phone))
+        .await;
+    assert_eq!(
+        (status, device["display_name"].clone()),
+        (StatusCode::OK, json!("Phone"))
+    );
+    let rename = server
+        .request(
+            Method::PUT,
+            "/_matrix/client/v3/devices/PHONE",
+            Some(&phone),
+            Some(&json!({"display_name": "Old phone"})),
+        )
+        .await;
+    assert_eq!(rename, (StatusCode::OK, json!({})));
+    let (_, device) = server
+        .get("/_matrix/client/v3/devices/PHONE", Some(&phone))
+        .await;
+    assert_eq!(device["display_name"], "Old phone");
+
+    assert_error(
+        &server
+            .get("/_matrix/client/v3/devices/NOPE", Some(&phone))
+            .await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+    );
+    let rename = server
+        .request(
+            Method::PUT,
+            "/_matrix/client/v3/devices/NOPE",
+            Some(&phone),
+            Some(&json!({"display_name": "x"})),
+        )
+        .await;
+    assert_error(&rename, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    // Another user's devices are invisible.
+    let other = server.register("other", "password123").await;
+    let response = server
+        .get(
+            "/_matrix/client/v3/devices/PHONE",
+            other["access_token"].as_str(),
+        )
+        .await;
+    assert_error(&response, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    assert_error(
+        &server.get("/_matrix/client/v3/devices", None).await,
+        StatusCode::UNAUTHORIZED,
+        "M_MISSING_TOKEN",
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_device_needs_uia_and_revokes_its_token() {
+    let server = TestServer::spawn().await;
+    let (phone, laptop) = user_with_two_devices(&server).await;
+    let path = "/_matrix/client/v3/devices/LAPTOP";
+    let (status, challenge) = server
+        .request(Method::DELETE, path, Some(&phone), Some(&json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    assert_eq!(
+        challenge["flows"],
+        json!([{"stages": ["m.login.password"]}])
+    );
+    let body = json!({"auth": password_auth(&challenge["session"])});
+    let deleted = server
+        .request(Method::DELETE, path, Some(&phone), Some(&body))
+        .await;
+    assert_eq!(deleted, (StatusCode::OK, json!({})));
+    assert_error(
+        &server
+            .get("/_matrix/client/v3/account/whoami", Some(&laptop))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNKNOWN_TOKEN",
+    );
+    let (_, list) = server.get("/_matrix/client/v3/devices", Some(&phone)).await;
+    assert_eq!(list["devices"].as_array().expect("devices").len(), 1);
+    // Deleting it again ("removed previously") is a success, after UIA like any deletion.
+    let (status, challenge) = server
+        .request(Method::DELETE, path, Some(&phone), Some(&json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let body = json!({"auth": password_auth(&challenge["session"])});
+    assert_eq!(
+        server
+            .request(Method::DELETE, path, Some(&phone), Some(&body))
+            .await,
+        (StatusCode::OK, json!({}))
+    );
+}
+
+#[tokio::test]
+async fn bulk_delete_through_uia() {
+    let server = TestServer::spawn().await;
+    let (phone, laptop) = user_with_two_devices(&server).await;
+    let path = "/_matrix/client/v3/delete_devices";
+    assert_error(
+        &server.post(path, Some(&phone), &json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "M_MISSING_PARAM",
+    );
+    let body = json!({"devices": ["LAPTOP", "PHONE", "UNKNOWN"]});
+    let (status, challenge) = server.post(path, Some(&phone), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut body = body;
+    body["auth"] = password_auth(&challenge["session"]);
+    assert_eq!(
+        server.post(path, Some(&phone), &body).await,
+        (StatusCode::OK, json!({}))
+    );
+    for token in [&phone, &laptop] {
+        assert_error(
+            &server
+                .get("/_matrix/client/v3/account/whoami", Some(token))
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "M_UNKNOWN_TOKEN",
+        );
+    }
+}
