@@ -23,6 +23,8 @@ use crate::app::AppState;
 
 /// How often expired UIA sessions and refilled rate-limit buckets are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often devices' last-seen times are written to the store.
+const LAST_SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Serves `state` on every listener until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
@@ -31,6 +33,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_expired_sessions(state.clone()));
+    let flush = tokio::spawn(flush_last_seen(state.clone()));
+    let accounts = state.accounts.clone();
     let router = http::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -60,7 +64,21 @@ pub async fn serve(
         }
     }
     purge.abort();
+    flush.abort();
+    if let Err(err) = accounts.flush_last_seen().await {
+        tracing::warn!(error = %err, "could not write devices' last-seen times at shutdown");
+    }
     result
+}
+
+async fn flush_last_seen(state: AppState) {
+    let mut interval = tokio::time::interval(LAST_SEEN_FLUSH_INTERVAL);
+    loop {
+        interval.tick().await;
+        if let Err(err) = state.accounts.flush_last_seen().await {
+            tracing::warn!(error = %err, "could not write devices' last-seen times");
+        }
+    }
 }
 
 async fn purge_expired_sessions(state: AppState) {

@@ -2,6 +2,7 @@
 //! operator's account changes. No HTTP and no SQL here: callers speak Matrix, the store speaks
 //! rows, and this module holds the rules in between.
 
+pub mod last_seen;
 pub mod password;
 pub mod tokens;
 pub mod user_id;
@@ -162,6 +163,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Randomness>,
     limiter: RateLimiter,
+    last_seen: last_seen::LastSeenRecorder,
     settings: Arc<AccountSettings>,
 }
 
@@ -181,6 +183,7 @@ impl Accounts {
             clock,
             rng,
             limiter,
+            last_seen: last_seen::LastSeenRecorder::default(),
             settings: Arc::new(settings),
         }
     }
@@ -437,7 +440,13 @@ impl Accounts {
     }
 
     /// Resolves an access token to its holder.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Requester, AccountError> {
+    /// The device's activity is noted in memory (written in batches by
+    /// [`Accounts::flush_last_seen`]), not written on every request.
+    pub async fn authenticate(
+        &self,
+        access_token: &str,
+        ip: Option<String>,
+    ) -> Result<Requester, AccountError> {
         let token_hash = tokens::digest(access_token);
         let owner = self
             .store
@@ -454,6 +463,8 @@ impl Accounts {
             // First use of a refreshed token: the refresh token it replaced is now spent.
             self.store.settle_refresh(&token_hash).await?;
         }
+        self.last_seen
+            .record(&owner.user_id, &owner.device_id, self.clock.now_ms(), ip);
         let user_id =
             UserId::parse(owner.user_id).map_err(|err| AccountError::Internal(err.to_string()))?;
         Ok(Requester {
@@ -471,9 +482,16 @@ impl Accounts {
         Ok(())
     }
 
-    /// The user's devices, ordered by device ID.
+    /// The user's devices, ordered by device ID, with their latest activity.
     pub async fn devices(&self, user_id: &UserId) -> Result<Vec<DeviceRecord>, AccountError> {
-        Ok(self.store.list_devices(user_id.as_str()).await?)
+        let mut devices = self.store.list_devices(user_id.as_str()).await?;
+        self.last_seen.overlay(&mut devices);
+        Ok(devices)
+    }
+
+    /// Writes the devices' recent activity to the store; run periodically and at shutdown.
+    pub async fn flush_last_seen(&self) -> Result<usize, AccountError> {
+        Ok(self.last_seen.flush(self.store.as_ref()).await?)
     }
 
     /// One of the user's devices.

@@ -52,7 +52,8 @@ impl FromRequestParts<AppState> for Authenticated {
                 "Missing access token",
             )
         })?;
-        Ok(Self(state.accounts.authenticate(&token).await?))
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        Ok(Self(state.accounts.authenticate(&token, ip).await?))
     }
 }
 

@@ -130,6 +130,19 @@ pub struct DeviceRecord {
     pub last_seen_ip: Option<String>,
 }
 
+/// When and from where a device was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastSeen {
+    /// Owner of the device.
+    pub user_id: String,
+    /// The device.
+    pub device_id: String,
+    /// Time of the last request, milliseconds since the epoch.
+    pub ts: i64,
+    /// IP address of the last request, if known.
+    pub ip: Option<String>,
+}
+
 /// A User-Interactive Authentication session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiaSessionRecord {
@@ -220,6 +233,10 @@ pub trait Store: Send + Sync + 'static {
         device_id: &str,
         display_name: Option<&str>,
     ) -> Result<bool, StoreError>;
+
+    /// Records last-seen times in one transaction; a time older than the stored one is
+    /// ignored, and devices that no longer exist are skipped.
+    async fn update_last_seen(&self, updates: &[LastSeen]) -> Result<(), StoreError>;
 
     /// All devices of a user, ordered by device ID.
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError>;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    DeviceRecord, NewAccount, NewLogin, Store, StoreError, TokenOwner, TokenRotation,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, Store, StoreError, TokenOwner, TokenRotation,
     UiaSessionRecord, UserRecord,
 };
 
@@ -315,6 +315,26 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn update_last_seen(&self, updates: &[LastSeen]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for seen in updates {
+            sqlx::query(
+                "UPDATE devices SET last_seen_ts = $3, \
+                     last_seen_ip = COALESCE($4, last_seen_ip) \
+                 WHERE user_id = $1 AND device_id = $2 \
+                     AND (last_seen_ts IS NULL OR last_seen_ts <= $3)",
+            )
+            .bind(&seen.user_id)
+            .bind(&seen.device_id)
+            .bind(seen.ts)
+            .bind(&seen.ip)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError> {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    DeviceRecord, NewAccount, NewLogin, PgStore, SqliteStore, Store, StoreError, TokenOwner,
-    TokenRotation, UiaSessionRecord, UserRecord,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, SqliteStore, Store, StoreError,
+    TokenOwner, TokenRotation, UiaSessionRecord, UserRecord,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -131,6 +131,7 @@ conformance_suite!(
     rate_limit_allows_bursts_then_refuses_until_the_interval_passes,
     concurrent_rate_limit_takes_never_exceed_the_burst,
     rename_device_sets_and_clears_the_name,
+    last_seen_updates_are_batched_and_never_go_back,
 );
 
 const SERVER: &str = "example.org";
@@ -1323,5 +1324,43 @@ async fn rename_device_sets_and_clears_the_name(store: Arc<dyn Store>) {
             .rename_device(&user_id("other"), "PHONE", Some("x"))
             .await
             .expect("rename")
+    );
+}
+
+async fn last_seen_updates_are_batched_and_never_go_back(store: Arc<dyn Store>) {
+    store
+        .create_account(account("lou", Some(login("PHONE", "t1"))))
+        .await
+        .expect("create_account");
+    let seen = |device: &str, ts: i64, ip: Option<&str>| LastSeen {
+        user_id: user_id("lou"),
+        device_id: device.to_owned(),
+        ts,
+        ip: ip.map(str::to_owned),
+    };
+    store
+        .update_last_seen(&[
+            seen("PHONE", 5_000, Some("198.51.100.7")),
+            seen("GONE", 5_000, None),
+        ])
+        .await
+        .expect("update");
+    let device = &store.list_devices(&user_id("lou")).await.expect("list")[0];
+    assert_eq!(
+        (device.last_seen_ts, device.last_seen_ip.as_deref()),
+        (Some(5_000), Some("198.51.100.7"))
+    );
+    store
+        .update_last_seen(&[seen("PHONE", 4_000, Some("203.0.113.1"))])
+        .await
+        .expect("update");
+    store
+        .update_last_seen(&[seen("PHONE", 6_000, None)])
+        .await
+        .expect("update");
+    let device = &store.list_devices(&user_id("lou")).await.expect("list")[0];
+    assert_eq!(
+        (device.last_seen_ts, device.last_seen_ip.as_deref()),
+        (Some(6_000), Some("198.51.100.7"))
     );
 }

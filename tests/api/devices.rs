@@ -3,6 +3,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use vestibule::clock::Clock;
+
 use crate::support::{TestServer, assert_error};
 
 fn password_auth(session: &Value) -> Value {
@@ -164,4 +166,33 @@ async fn bulk_delete_through_uia() {
             "M_UNKNOWN_TOKEN",
         );
     }
+}
+
+#[tokio::test]
+async fn last_seen_follows_requests_and_survives_a_restart() {
+    let server = TestServer::spawn().await;
+    let (phone, laptop) = user_with_two_devices(&server).await;
+    let logged_in_at = server.clock.now_ms();
+    server.clock.advance(60_000);
+    assert_eq!(
+        server
+            .get("/_matrix/client/v3/account/whoami", Some(&laptop))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let laptop_seen = |list: &Value| {
+        let devices = list["devices"].as_array().expect("devices");
+        devices
+            .iter()
+            .find(|device| device["device_id"] == "LAPTOP")
+            .expect("laptop")["last_seen_ts"]
+            .clone()
+    };
+    let (_, list) = server.get("/_matrix/client/v3/devices", Some(&phone)).await;
+    assert_eq!(laptop_seen(&list), json!(logged_in_at + 60_000));
+    // Written in a batch at the latest when the server stops.
+    let server = server.restart().await;
+    let (_, list) = server.get("/_matrix/client/v3/devices", Some(&phone)).await;
+    assert_eq!(laptop_seen(&list), json!(logged_in_at + 60_000));
 }
