@@ -16,9 +16,23 @@ use crate::{
     uia::{Action, BoundRequest, Operation},
 };
 
-/// The flow that proves a logged-in user is who they say before a sensitive change.
-pub fn password_flow() -> Vec<Vec<String>> {
-    vec![vec!["m.login.password".to_owned()]]
+/// User-Interactive Authentication in which a logged-in user proves, with their password,
+/// that they are who the access token says, before `action`.
+pub async fn confirm_password(
+    app: &AppState,
+    requester: &Requester,
+    action: Action,
+    bound: BoundRequest<'_>,
+) -> Result<(), MatrixError> {
+    app.uia
+        .authenticate(Operation {
+            action,
+            request: bound,
+            user: Some(&requester.user_id),
+            flows: &[vec!["m.login.password".to_owned()]],
+        })
+        .await?;
+    Ok(())
 }
 
 /// A password change as any API version submits it.
@@ -48,14 +62,7 @@ pub async fn change_password_after_uia(
     let password = SecretString::from(change.new_password);
     app.accounts
         .check_new_password(&password, Some(&change.requester.user_id))?;
-    app.uia
-        .authenticate(Operation {
-            action: Action::ChangePassword,
-            request: change.bound,
-            user: Some(&change.requester.user_id),
-            flows: &password_flow(),
-        })
-        .await?;
+    confirm_password(app, change.requester, Action::ChangePassword, change.bound).await?;
     app.accounts
         .change_password(change.requester, password, change.logout_devices)
         .await?;
@@ -70,22 +77,12 @@ pub async fn change_password(
     Authenticated(requester): Authenticated,
     request: Ruma<change_password::Request>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Ruma {
-        body,
-        json,
-        method,
-        path,
-    } = request;
-    let bound = BoundRequest {
-        method: method.as_str(),
-        path: &path,
-        body: &json,
-    };
+    let Ruma { body, raw } = request;
     let change = PasswordChange {
         requester: &requester,
         new_password: body.new_password,
         logout_devices: body.logout_devices,
-        bound,
+        bound: raw.bound(),
     };
     change_password_after_uia(&app, change).await?;
     Ok(Json(json!({})))
@@ -114,21 +111,7 @@ pub async fn deactivate(
     Authenticated(requester): Authenticated,
     request: Ruma<deactivate::Request>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Ruma {
-        json, method, path, ..
-    } = request;
-    app.uia
-        .authenticate(Operation {
-            action: Action::Deactivate,
-            request: BoundRequest {
-                method: method.as_str(),
-                path: &path,
-                body: &json,
-            },
-            user: Some(&requester.user_id),
-            flows: &password_flow(),
-        })
-        .await?;
+    confirm_password(&app, &requester, Action::Deactivate, request.raw.bound()).await?;
     app.accounts.deactivate(&requester.user_id).await?;
     Ok(Json(json!({ "id_server_unbind_result": "no-support" })))
 }

@@ -9,14 +9,8 @@ use ruma::api::client::device::{
 };
 use serde_json::{Value, json};
 
-use super::{account::password_flow, auth::Authenticated, ruma::Ruma};
-use crate::{
-    accounts::Requester,
-    app::AppState,
-    error::MatrixError,
-    store::DeviceRecord,
-    uia::{Action, BoundRequest, Operation},
-};
+use super::{account::confirm_password, auth::Authenticated, ruma::Ruma};
+use crate::{app::AppState, error::MatrixError, store::DeviceRecord, uia::Action};
 
 /// A device as the spec shows it: absent fields are left out.
 fn device_json(device: &DeviceRecord) -> Value {
@@ -75,23 +69,6 @@ pub async fn update_device(
     Ok(Json(json!({})))
 }
 
-/// Runs the `m.login.password` UIA that guards deleting devices.
-async fn authorise_deletion(
-    app: &AppState,
-    requester: &Requester,
-    bound: BoundRequest<'_>,
-) -> Result<(), MatrixError> {
-    app.uia
-        .authenticate(Operation {
-            action: Action::DeleteDevices,
-            request: bound,
-            user: Some(&requester.user_id),
-            flows: &password_flow(),
-        })
-        .await?;
-    Ok(())
-}
-
 /// `DELETE /devices/{deviceId}`: after UIA, deletes the device and revokes its tokens; a
 /// device that is already gone is a success too, as the spec documents.
 pub async fn delete_device(
@@ -99,22 +76,8 @@ pub async fn delete_device(
     Authenticated(requester): Authenticated,
     request: Ruma<delete_device::Request>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Ruma {
-        body,
-        json,
-        method,
-        path,
-    } = request;
-    authorise_deletion(
-        &app,
-        &requester,
-        BoundRequest {
-            method: method.as_str(),
-            path: &path,
-            body: &json,
-        },
-    )
-    .await?;
+    let Ruma { body, raw } = request;
+    confirm_password(&app, &requester, Action::DeleteDevices, raw.bound()).await?;
     app.accounts
         .delete_devices(&requester.user_id, &[body.device_id])
         .await?;
@@ -128,22 +91,8 @@ pub async fn delete_devices(
     Authenticated(requester): Authenticated,
     request: Ruma<delete_devices::Request>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Ruma {
-        body,
-        json,
-        method,
-        path,
-    } = request;
-    authorise_deletion(
-        &app,
-        &requester,
-        BoundRequest {
-            method: method.as_str(),
-            path: &path,
-            body: &json,
-        },
-    )
-    .await?;
+    let Ruma { body, raw } = request;
+    confirm_password(&app, &requester, Action::DeleteDevices, raw.bound()).await?;
     app.accounts
         .delete_devices(&requester.user_id, &body.devices)
         .await?;

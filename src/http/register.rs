@@ -37,17 +37,8 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     request: Ruma<register::Request>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Ruma {
-        body,
-        json,
-        method,
-        path,
-    } = request;
-    let bound = BoundRequest {
-        method: method.as_str(),
-        path: &path,
-        body: &json,
-    };
+    let Ruma { body, raw } = request;
+    let bound = raw.bound();
     let is_guest = match body.kind {
         RegistrationKind::Guest => true,
         RegistrationKind::User => false,

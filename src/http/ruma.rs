@@ -23,7 +23,7 @@ use ruma::api::{
 use serde_json::Value;
 
 use super::json::{describe_serde_error, parse_object, read_body};
-use crate::error::MatrixError;
+use crate::{error::MatrixError, uia::BoundRequest};
 
 /// What an endpoint expects in its body, beyond what ruma's types say.
 pub trait Endpoint: IncomingRequest {
@@ -38,12 +38,29 @@ pub trait Endpoint: IncomingRequest {
 pub struct Ruma<T> {
     /// The typed request.
     pub body: T,
+    /// The request as sent.
+    pub raw: RawRequest,
+}
+
+/// What of the raw request outlives parsing: what a UIA session is bound to.
+pub struct RawRequest {
     /// The JSON body as sent (`Value::Null` when the endpoint has no body).
     pub json: Value,
     /// The request method.
     pub method: Method,
     /// The request path.
     pub path: String,
+}
+
+impl RawRequest {
+    /// The request as a UIA session is bound to it.
+    pub fn bound(&self) -> BoundRequest<'_> {
+        BoundRequest {
+            method: self.method.as_str(),
+            path: &self.path,
+            body: &self.json,
+        }
+    }
 }
 
 impl<T, S> FromRequest<S> for Ruma<T>
@@ -72,12 +89,12 @@ where
         let path_args: Vec<&str> = path_args.iter().map(String::as_str).collect();
         let body =
             T::try_from_http_request(http_request, &path_args).map_err(describe_ruma_error)?;
-        Ok(Self {
-            body,
+        let raw = RawRequest {
             json,
             method: parts.method,
             path: parts.uri.path().to_owned(),
-        })
+        };
+        Ok(Self { body, raw })
     }
 }
 
