@@ -45,7 +45,8 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// `sqlite:PATH` (embedded, created if missing) or `postgres://user@host/db`.
     pub url: String,
-    /// Size of the connection pool.
+    /// Size of the connection pool; 0 picks per backend: 4 for SQLite (one writer at a time,
+    /// so more connections add threads and caches, not throughput), 16 for PostgreSQL.
     pub max_connections: u32,
 }
 
@@ -167,7 +168,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite:vestibule-data/vestibule.db".into(),
-            max_connections: 16,
+            max_connections: 0,
         }
     }
 }
@@ -309,9 +310,6 @@ impl Config {
                 "database.url",
                 format!("{url:?} must start with sqlite: or postgres://"),
             );
-        }
-        if self.database.max_connections == 0 {
-            return invalid("database.max_connections", "must be at least 1".into());
         }
         if self.password.min_length == 0 {
             return invalid("password.min_length", "must be at least 1".into());

@@ -294,10 +294,18 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store named by a database URL (`sqlite:…` or `postgres://…`), creating the SQLite
 /// file if needed, and applies the embedded migrations.
+/// A `max_connections` of 0 picks the backend's default pool size.
 pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    let pool_size = |default: u32| {
+        if max_connections == 0 {
+            default
+        } else {
+            max_connections
+        }
+    };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+        Ok(Arc::new(PgStore::connect(url, pool_size(16)).await?))
     } else {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(Arc::new(SqliteStore::connect(url, pool_size(4)).await?))
     }
 }
