@@ -6,14 +6,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use regex::RegexSet;
 
 use crate::{
-    accounts::{AccountSettings, Accounts, PasswordHasher, PasswordPolicy},
+    accounts::{
+        AccountSettings, Accounts, PasswordHasher, PasswordPolicy, ProfileRules,
+        registration_tokens::RegistrationTokens,
+    },
     clock::{Clock, Randomness},
     config::Config,
     ratelimit::RateLimiter,
     store::{self, Store},
     uia::{
         Uia,
-        stages::{Dummy, Password, Stage},
+        stages::{Dummy, Password, RegistrationToken, Stage, Terms},
     },
 };
 
@@ -24,6 +27,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The account service.
     pub accounts: Accounts,
+    /// The operator's registration tokens.
+    pub registration_tokens: RegistrationTokens,
     /// The UIA engine.
     pub uia: Uia,
     /// The rate limiter.
@@ -91,6 +96,15 @@ pub fn build(
             .map_err(|err| {
                 StartupError::Config(format!("registration.exclusive_user_namespaces: {err}"))
             })?,
+        login_token_lifetime_ms: i64::try_from(
+            config.tokens.login_token_lifetime_secs.saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX),
+        profile_rules: ProfileRules {
+            displayname_changes: config.profile.displayname_changes,
+            avatar_url_changes: config.profile.avatar_url_changes,
+            custom_fields: config.profile.custom_fields,
+        },
     };
     let limiter = RateLimiter::new(store.clone(), clock.clone(), config.rate_limits.clone());
     let accounts = Accounts::new(
@@ -101,9 +115,12 @@ pub fn build(
         limiter.clone(),
         settings,
     );
+    let registration_tokens = RegistrationTokens::new(store.clone(), clock.clone(), rng.clone());
     let stages: Vec<Box<dyn Stage>> = vec![
         Box::new(Dummy),
         Box::new(Password::new(accounts.clone(), limiter.clone())),
+        Box::new(RegistrationToken::new(registration_tokens.clone())),
+        Box::new(Terms::new(config.registration.terms.clone())),
     ];
     let session_lifetime_ms =
         i64::try_from(config.uia.session_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -112,6 +129,7 @@ pub fn build(
         limiter,
         config: Arc::new(config),
         accounts,
+        registration_tokens,
         uia,
         metrics,
     })

@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::{
-    accounts::{Registration, user_id},
+    accounts::{Registration, registration_tokens::NewRegistrationToken, user_id},
     app::{self, AppState},
-    clock::{OsRandomness, SystemClock},
+    clock::{Clock, OsRandomness, SystemClock},
     config::Config,
+    store::RegistrationExtras,
     telemetry,
 };
 
@@ -42,6 +43,9 @@ pub enum Command {
     /// Manage user accounts directly in the configured database.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the tokens that `m.login.registration_token` registration flows ask for.
+    #[command(subcommand)]
+    RegistrationToken(RegistrationTokenCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -76,6 +80,55 @@ pub enum UserCommand {
     Deactivate {
         /// Localpart or full user ID.
         username: String,
+        /// Also delete the profile (display name, avatar, other fields).
+        #[arg(long)]
+        erase: bool,
+    },
+    /// Lock an account: its sessions stay, but every request except logout gets 401
+    /// M_USER_LOCKED, and it cannot log in, until unlocked.
+    Lock {
+        /// Localpart or full user ID.
+        username: String,
+    },
+    /// Lift a lock.
+    Unlock {
+        /// Localpart or full user ID.
+        username: String,
+    },
+    /// Suspend an account: it can still log in and read, but profile changes get 403
+    /// M_USER_SUSPENDED, until unsuspended.
+    Suspend {
+        /// Localpart or full user ID.
+        username: String,
+    },
+    /// Lift a suspension.
+    Unsuspend {
+        /// Localpart or full user ID.
+        username: String,
+    },
+}
+
+/// Registration-token management for operators.
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCommand {
+    /// Create a token and print it.
+    Create {
+        /// The token text (1-64 characters of A-Z a-z 0-9 . _ ~ -); random when omitted.
+        #[arg(long)]
+        token: Option<String>,
+        /// How many accounts it may create; unlimited when omitted.
+        #[arg(long)]
+        uses: Option<i64>,
+        /// How long it stays valid, e.g. "12h" or "7days"; forever when omitted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        valid_for: Option<std::time::Duration>,
+    },
+    /// List every token with its uses and expiry.
+    List,
+    /// Revoke a token: registrations can no longer use it.
+    Revoke {
+        /// The token text.
+        token: String,
     },
 }
 
@@ -107,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(command) => manage_user(config, command).await,
+        Command::RegistrationToken(command) => manage_registration_tokens(config, command).await,
         Command::Config(ConfigCommand::Check) => {
             print!(
                 "{}",
@@ -205,6 +259,7 @@ async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()>
                     password: Some(password),
                     is_guest: false,
                     login: None,
+                    extras: RegistrationExtras::default(),
                 })
                 .await?;
             println!("created {user_id}");
@@ -220,11 +275,92 @@ async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()>
                 .await?;
             println!("password of {user_id} reset");
         }
-        UserCommand::Deactivate { username } => {
+        UserCommand::Deactivate { username, erase } => {
             let user_id = existing_user(&username)?;
-            accounts.deactivate(&user_id).await?;
+            accounts.deactivate(&user_id, erase).await?;
             println!("deactivated {user_id}");
+        }
+        UserCommand::Lock { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.set_locked(&user_id, true).await?;
+            println!("locked {user_id}");
+        }
+        UserCommand::Unlock { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.set_locked(&user_id, false).await?;
+            println!("unlocked {user_id}");
+        }
+        UserCommand::Suspend { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.set_suspended(&user_id, true).await?;
+            println!("suspended {user_id}");
+        }
+        UserCommand::Unsuspend { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.set_suspended(&user_id, false).await?;
+            println!("unsuspended {user_id}");
         }
     }
     Ok(())
+}
+
+async fn manage_registration_tokens(
+    config: Config,
+    command: RegistrationTokenCommand,
+) -> anyhow::Result<()> {
+    let state = build_state(config).await?;
+    let tokens = &state.registration_tokens;
+    match command {
+        RegistrationTokenCommand::Create {
+            token,
+            uses,
+            valid_for,
+        } => {
+            let expires_at_ms = match valid_for {
+                Some(duration) => {
+                    let lifetime_ms =
+                        i64::try_from(duration.as_millis()).context("--valid-for is too long")?;
+                    Some(SystemClock.now_ms().saturating_add(lifetime_ms))
+                }
+                None => None,
+            };
+            let record = tokens
+                .create(NewRegistrationToken {
+                    token,
+                    uses_allowed: uses,
+                    expires_at_ms,
+                })
+                .await?;
+            println!("{}", record.token);
+        }
+        RegistrationTokenCommand::List => {
+            println!("TOKEN\tUSES_ALLOWED\tPENDING\tCOMPLETED\tEXPIRES");
+            for record in tokens.list().await? {
+                let uses = record
+                    .uses_allowed
+                    .map_or_else(|| "unlimited".to_owned(), |uses| uses.to_string());
+                let expires = record
+                    .expires_at_ms
+                    .map_or_else(|| "never".to_owned(), format_time);
+                println!(
+                    "{}\t{uses}\t{}\t{}\t{expires}",
+                    record.token, record.pending, record.completed
+                );
+            }
+        }
+        RegistrationTokenCommand::Revoke { token } => {
+            if !tokens.revoke(&token).await? {
+                bail!("no registration token {token:?}");
+            }
+            println!("revoked {token}");
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch as an RFC 3339 UTC time.
+fn format_time(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or_default());
+    humantime::format_rfc3339_seconds(time).to_string()
 }

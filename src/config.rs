@@ -1,7 +1,7 @@
 //! Configuration: one TOML file plus `VESTIBULE_*` environment overrides (`__` separates nested
 //! keys, e.g. `VESTIBULE_DATABASE__URL`), validated before anything starts.
 
-use std::{net::SocketAddr, path::Path};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 
 use figment::{
     Figment,
@@ -35,6 +35,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Request rate limits.
     pub rate_limits: RateLimitConfig,
+    /// Profile fields users may change.
+    pub profile: ProfileConfig,
     /// Logging and metrics.
     pub observability: ObservabilityConfig,
 }
@@ -66,6 +68,51 @@ pub struct RegistrationConfig {
     /// Regular expressions over full user IDs that registration may not claim (namespaces
     /// reserved for application services); a match is refused with `M_EXCLUSIVE`.
     pub exclusive_user_namespaces: Vec<String>,
+    /// Policies a registration must accept when a flow has `m.login.terms`, by policy name.
+    pub terms: BTreeMap<String, TermsPolicy>,
+}
+
+/// One policy document shown by the `m.login.terms` stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TermsPolicy {
+    /// The version presented; what the user accepted is recorded with it.
+    pub version: String,
+    /// The document in each language, by language code (e.g. `en`).
+    #[serde(flatten)]
+    pub translations: BTreeMap<String, TermsTranslation>,
+}
+
+/// A policy document in one language.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TermsTranslation {
+    /// The document's name in that language.
+    pub name: String,
+    /// Where the document can be read.
+    pub url: String,
+}
+
+/// Which profile fields users may change (`m.profile_fields`, `m.set_displayname` and
+/// `m.set_avatar_url` capabilities).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Users may change their display name.
+    pub displayname_changes: bool,
+    /// Users may change their avatar URL.
+    pub avatar_url_changes: bool,
+    /// Users may set `m.tz` and custom (namespaced) profile fields.
+    pub custom_fields: bool,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        Self {
+            displayname_changes: true,
+            avatar_url_changes: true,
+            custom_fields: true,
+        }
+    }
 }
 
 /// Password policy and argon2id parameters.
@@ -104,6 +151,11 @@ pub struct TokenConfig {
     pub access_token_lifetime_secs: u64,
     /// Lifetime of an access token issued with a refresh token, in seconds.
     pub refreshable_access_token_lifetime_secs: u64,
+    /// Whether users may generate single-use login tokens (`POST /login/get_token`,
+    /// `m.get_login_token` capability) to sign in another device.
+    pub login_token_enabled: bool,
+    /// How long a login token stays usable, in seconds.
+    pub login_token_lifetime_secs: u64,
 }
 
 impl Default for TokenConfig {
@@ -111,6 +163,8 @@ impl Default for TokenConfig {
         Self {
             access_token_lifetime_secs: 0,
             refreshable_access_token_lifetime_secs: 300,
+            login_token_enabled: true,
+            login_token_lifetime_secs: 120,
         }
     }
 }
@@ -159,6 +213,7 @@ impl Default for Config {
             uia: UiaConfig::default(),
             http: HttpConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            profile: ProfileConfig::default(),
             observability: ObservabilityConfig::default(),
         }
     }
@@ -181,6 +236,7 @@ impl Default for RegistrationConfig {
             flows: vec![vec!["m.login.dummy".into()]],
             allow_unverified_on_public_address: false,
             exclusive_user_namespaces: Vec::new(),
+            terms: BTreeMap::new(),
         }
     }
 }
@@ -256,7 +312,12 @@ pub enum ConfigError {
 }
 
 /// Stage types the UIA engine knows; flows may only name these.
-pub const KNOWN_STAGES: &[&str] = &["m.login.dummy", "m.login.password"];
+pub const KNOWN_STAGES: &[&str] = &[
+    "m.login.dummy",
+    "m.login.password",
+    "m.login.registration_token",
+    "m.login.terms",
+];
 
 impl Config {
     /// Loads `path` (if given) under the `VESTIBULE_*` environment overrides, then validates.
@@ -325,6 +386,12 @@ impl Config {
                 format!("argon2 rejects these parameters: {err}"),
             );
         }
+        if self.tokens.login_token_lifetime_secs == 0 {
+            return invalid(
+                "tokens.login_token_lifetime_secs",
+                "must be at least 1".into(),
+            );
+        }
         if self.tokens.refreshable_access_token_lifetime_secs == 0 {
             return invalid(
                 "tokens.refreshable_access_token_lifetime_secs",
@@ -380,16 +447,37 @@ impl Config {
                 reason: err.to_string(),
             });
         }
+        let offers_terms = registration
+            .flows
+            .iter()
+            .flatten()
+            .any(|s| s == "m.login.terms");
+        if offers_terms && registration.terms.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "registration.terms",
+                reason: "a flow has m.login.terms but no policy is configured".into(),
+            });
+        }
+        if let Some((name, _)) = registration
+            .terms
+            .iter()
+            .find(|(_, policy)| policy.translations.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                key: "registration.terms",
+                reason: format!("policy {name:?} needs at least one language with name and url"),
+            });
+        }
         if registration.enabled && registration.flows.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "registration.flows",
                 reason: "registration is enabled but no flow is configured".into(),
             });
         }
-        let unverified = registration
-            .flows
-            .iter()
-            .any(|flow| flow.iter().all(|stage| stage == "m.login.dummy"));
+        let unverified = registration.flows.iter().any(|flow| {
+            flow.iter()
+                .all(|stage| stage == "m.login.dummy" || stage == "m.login.terms")
+        });
         let public = self.listen.iter().any(|addr| !addr.ip().is_loopback());
         if registration.enabled
             && unverified

@@ -70,6 +70,15 @@ impl MatrixError {
         Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
     }
 
+    /// 403 `M_GUEST_ACCESS_FORBIDDEN`: the endpoint is reserved for full accounts.
+    pub fn guest_access_forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "M_GUEST_ACCESS_FORBIDDEN",
+            "Guest accounts may not use this endpoint",
+        )
+    }
+
     /// 400 `M_UNKNOWN`.
     pub fn unknown(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", message)
@@ -190,6 +199,32 @@ impl From<crate::accounts::AccountError> for MatrixError {
             AccountError::NoSuchUser => {
                 Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such user")
             }
+            AccountError::Locked => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "M_USER_LOCKED",
+                "This account has been locked",
+            )
+            .with("soft_logout", Value::Bool(true)),
+            AccountError::Suspended => Self::new(
+                StatusCode::FORBIDDEN,
+                "M_USER_SUSPENDED",
+                "You cannot perform this action while suspended.",
+            ),
+            AccountError::InvalidLoginToken => Self::forbidden("Invalid login token"),
+            AccountError::Forbidden(reason) => Self::forbidden(reason),
+            AccountError::InvalidProfileField(_) => Self::invalid_param(message),
+            AccountError::ProfileTooLarge => {
+                Self::new(StatusCode::BAD_REQUEST, "M_PROFILE_TOO_LARGE", message)
+            }
+            AccountError::ProfileKeyTooLarge => {
+                Self::new(StatusCode::BAD_REQUEST, "M_KEY_TOO_LARGE", message)
+            }
+            AccountError::GuestAccessForbidden => Self::guest_access_forbidden(),
+            AccountError::NoSuchProfileField => Self::new(
+                StatusCode::NOT_FOUND,
+                "M_NOT_FOUND",
+                "The profile field is not set",
+            ),
             AccountError::RateLimited(limited) => limited.into(),
             AccountError::Internal(detail) => Self::Internal(detail),
         }

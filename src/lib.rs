@@ -90,6 +90,9 @@ async fn purge_expired_sessions(state: AppState) {
             Ok(purged) => tracing::debug!(purged, "purged expired UIA sessions"),
             Err(err) => tracing::warn!(error = ?err, "could not purge expired UIA sessions"),
         }
+        if let Err(err) = state.accounts.purge_expired_grants().await {
+            tracing::warn!(error = %err, "could not purge expired login tokens and reservations");
+        }
         if let Err(err) = state.limiter.purge_idle().await {
             tracing::warn!(error = %err, "could not purge idle rate-limit buckets");
         }

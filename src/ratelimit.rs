@@ -51,6 +51,9 @@ pub struct RateLimitConfig {
     pub refresh_per_ip: Quota,
     /// Password attempts in User-Interactive Authentication, per account.
     pub uia_password_per_account: Quota,
+    /// Login tokens generated (`POST /login/get_token`), per account; the spec encourages
+    /// about one a minute.
+    pub login_token_per_account: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -66,6 +69,10 @@ impl Default for RateLimitConfig {
                 burst: 10,
             },
             uia_password_per_account: Quota::STRICT,
+            login_token_per_account: Quota {
+                per_second: 0.017,
+                burst: 1,
+            },
         }
     }
 }
@@ -80,6 +87,7 @@ impl RateLimitConfig {
             ("register_per_ip", self.register_per_ip),
             ("refresh_per_ip", self.refresh_per_ip),
             ("uia_password_per_account", self.uia_password_per_account),
+            ("login_token_per_account", self.login_token_per_account),
         ]
         .into_iter()
         .find(|(_, quota)| {
@@ -104,6 +112,8 @@ pub enum Limit {
     RefreshPerIp,
     /// [`RateLimitConfig::uia_password_per_account`].
     UiaPasswordPerAccount,
+    /// [`RateLimitConfig::login_token_per_account`].
+    LoginTokenPerAccount,
 }
 
 /// A request was refused by a limit.
@@ -151,6 +161,7 @@ impl RateLimiter {
             Limit::UiaPasswordPerAccount => {
                 ("uia_password:account", config.uia_password_per_account)
             }
+            Limit::LoginTokenPerAccount => ("login_token:account", config.login_token_per_account),
         }
     }
 

@@ -3,7 +3,10 @@
 //! rows, and this module holds the rules in between.
 
 pub mod last_seen;
+mod login_tokens;
 pub mod password;
+mod profile;
+pub mod registration_tokens;
 pub mod tokens;
 pub mod user_id;
 
@@ -16,9 +19,13 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     clock::{Clock, Randomness},
     ratelimit::{Limit, RateLimitError, RateLimiter},
-    store::{DeviceRecord, NewAccount, NewLogin, Store, StoreError, TokenRotation},
+    store::{
+        DeviceRecord, GuestUpgrade, NewAccount, NewLogin, RegistrationExtras, Store, StoreError,
+        TokenRotation,
+    },
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejected};
+pub use profile::{ProfileField, ProfileRules};
 pub use user_id::InvalidUsername;
 
 /// Length of generated localparts.
@@ -48,6 +55,33 @@ pub enum AccountError {
     /// The account is deactivated.
     #[error("account has been deactivated")]
     Deactivated,
+    /// The operator has locked the account.
+    #[error("account has been locked")]
+    Locked,
+    /// The operator has suspended the account, and this action is not allowed while suspended.
+    #[error("you cannot perform this action while suspended")]
+    Suspended,
+    /// The login token is unknown, used or expired.
+    #[error("invalid login token")]
+    InvalidLoginToken,
+    /// The operation is refused for this requester, for the reason given.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A profile field is not valid, for the reason given.
+    #[error("{0}")]
+    InvalidProfileField(String),
+    /// The profile would exceed its size limit.
+    #[error("the profile would exceed 64 KiB")]
+    ProfileTooLarge,
+    /// A profile field name is longer than 255 bytes.
+    #[error("profile field names are at most 255 bytes")]
+    ProfileKeyTooLarge,
+    /// Guests may not do this.
+    #[error("guest accounts may not do this")]
+    GuestAccessForbidden,
+    /// The user has no such profile field.
+    #[error("no such profile field")]
+    NoSuchProfileField,
     /// The access token is unknown (or was revoked).
     #[error("unknown access token")]
     UnknownToken,
@@ -98,6 +132,10 @@ pub struct Requester {
     pub device_id: OwnedDeviceId,
     /// Whether the user is a guest.
     pub is_guest: bool,
+    /// Whether the operator has locked the account (only logout is then allowed).
+    pub locked: bool,
+    /// Whether the operator has suspended the account (reads allowed, changes refused).
+    pub suspended: bool,
 }
 
 /// A device session handed to a client after registration or login.
@@ -138,6 +176,9 @@ pub struct Registration {
     pub is_guest: bool,
     /// The first device, or `None` when the client asked for no login (`inhibit_login`).
     pub login: Option<DeviceRequest>,
+    /// Terms accepted and registration token used during UIA (the display name defaults to
+    /// the localpart when not given).
+    pub extras: RegistrationExtras,
 }
 
 /// Settings the account rules depend on.
@@ -153,6 +194,10 @@ pub struct AccountSettings {
     pub refreshable_access_token_lifetime_ms: i64,
     /// Regular expressions over full user IDs that registration may not claim.
     pub exclusive_namespaces: RegexSet,
+    /// Lifetime of `m.login.token` tokens, in milliseconds.
+    pub login_token_lifetime_ms: i64,
+    /// Which profile fields users may change.
+    pub profile_rules: ProfileRules,
 }
 
 /// The account service: rules over the store, with injected time and randomness.
@@ -272,6 +317,10 @@ impl Accounts {
             }
             None => (None, None),
         };
+        let mut extras = registration.extras;
+        if extras.displayname.is_none() {
+            extras.displayname = Some(registration.user_id.localpart().to_owned());
+        }
         let account = NewAccount {
             user_id: registration.user_id.to_string(),
             localpart: registration.user_id.localpart().to_owned(),
@@ -279,6 +328,7 @@ impl Accounts {
             is_guest: registration.is_guest,
             created_at_ms: now_ms,
             login,
+            extras,
         };
         match self.store.create_account(account).await {
             Ok(()) => {
@@ -308,10 +358,12 @@ impl Accounts {
         let deactivated = record
             .as_ref()
             .is_some_and(|record| record.deactivated_at_ms.is_some());
+        let locked = record.as_ref().is_some_and(|record| record.locked);
         let stored = record.and_then(|record| record.password_hash);
         let matches = self.hasher.verify(password, stored).await?;
         match (user_id, matches) {
             (Some(_), true) if deactivated => Err(AccountError::Deactivated),
+            (Some(_), true) if locked => Err(AccountError::Locked),
             (Some(user_id), true) => Ok(user_id),
             _ => Err(AccountError::InvalidCredentials),
         }
@@ -426,11 +478,19 @@ impl Accounts {
             keep_previous,
             now_ms,
         };
-        let (_, device_id) = self
+        let (user_id, device_id) = self
             .store
             .rotate_refresh_token(&tokens::digest(refresh_token), rotation)
             .await?
             .ok_or(AccountError::UnknownRefreshToken)?;
+        if self
+            .store
+            .find_user(&user_id)
+            .await?
+            .is_some_and(|user| user.locked)
+        {
+            return Err(AccountError::Locked);
+        }
         Ok(IssuedSession {
             device_id: device_id.into(),
             access_token,
@@ -471,6 +531,8 @@ impl Accounts {
             user_id,
             device_id: owner.device_id.into(),
             is_guest: owner.is_guest,
+            locked: owner.locked,
+            suspended: owner.suspended,
         })
     }
 
@@ -614,11 +676,80 @@ impl Accounts {
         Ok(())
     }
 
-    /// Deactivates the account: no more logins, every session ended, the localpart kept.
-    pub async fn deactivate(&self, user_id: &UserId) -> Result<(), AccountError> {
+    /// Deactivates the account: no more logins, every session ended, the localpart kept; with
+    /// `erase`, the profile is deleted too.
+    pub async fn deactivate(&self, user_id: &UserId, erase: bool) -> Result<(), AccountError> {
         if self
             .store
-            .deactivate_user(user_id.as_str(), self.clock.now_ms())
+            .deactivate_user(user_id.as_str(), self.clock.now_ms(), erase)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AccountError::NoSuchUser)
+        }
+    }
+
+    /// Turns the guest account of `guest` into a full account with `password`, recording the
+    /// registration extras and opening a new session unless login is inhibited.
+    pub async fn upgrade_guest(
+        &self,
+        guest: &Requester,
+        password: SecretString,
+        extras: RegistrationExtras,
+        login: Option<DeviceRequest>,
+    ) -> Result<Option<IssuedSession>, AccountError> {
+        self.check_new_password(&password, Some(&guest.user_id))?;
+        let password_hash = self.hasher.hash(password).await?;
+        let now_ms = self.clock.now_ms();
+        let (login, issued) = match login {
+            Some(device) => {
+                let (login, issued) = self.new_login(device, now_ms)?;
+                (Some(login), Some(issued))
+            }
+            None => (None, None),
+        };
+        let upgrade = GuestUpgrade {
+            user_id: guest.user_id.to_string(),
+            password_hash,
+            now_ms,
+            extras,
+            login,
+        };
+        if self.store.upgrade_guest(upgrade).await? {
+            metrics::counter!("vestibule_registrations_total").increment(1);
+            Ok(issued)
+        } else {
+            Err(AccountError::Forbidden(
+                "This is not an active guest account",
+            ))
+        }
+    }
+
+    /// Locks or unlocks an account (operator action). A locked account keeps its sessions,
+    /// but every request except logout gets `M_USER_LOCKED` until it is unlocked.
+    pub async fn set_locked(&self, user_id: &UserId, locked: bool) -> Result<(), AccountError> {
+        if self
+            .store
+            .set_locked(user_id.as_str(), locked, self.clock.now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AccountError::NoSuchUser)
+        }
+    }
+
+    /// Suspends or unsuspends an account (operator action). A suspended account can sign in
+    /// and read, but changes to its profile are refused with `M_USER_SUSPENDED`.
+    pub async fn set_suspended(
+        &self,
+        user_id: &UserId,
+        suspended: bool,
+    ) -> Result<(), AccountError> {
+        if self
+            .store
+            .set_suspended(user_id.as_str(), suspended, self.clock.now_ms())
             .await?
         {
             Ok(())

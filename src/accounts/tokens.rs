@@ -8,6 +8,8 @@ use crate::clock::Randomness;
 const ACCESS_PREFIX: &str = "vat_";
 /// Prefix of refresh tokens.
 const REFRESH_PREFIX: &str = "vrt_";
+/// Prefix of single-use login tokens (`m.login.token`).
+const LOGIN_PREFIX: &str = "vlt_";
 /// Random characters after the prefix (62^40 ≈ 2^238 possibilities).
 const TOKEN_RANDOM_CHARS: usize = 40;
 
@@ -19,6 +21,11 @@ pub fn new_access_token(rng: &dyn Randomness) -> String {
 /// A new refresh token.
 pub fn new_refresh_token(rng: &dyn Randomness) -> String {
     format!("{REFRESH_PREFIX}{}", rng.alphanumeric(TOKEN_RANDOM_CHARS))
+}
+
+/// A new single-use login token.
+pub fn new_login_token(rng: &dyn Randomness) -> String {
+    format!("{LOGIN_PREFIX}{}", rng.alphanumeric(TOKEN_RANDOM_CHARS))
 }
 
 /// The digest under which a token (or any other bearer secret) is stored.

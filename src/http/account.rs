@@ -8,7 +8,10 @@ use ruma::api::client::account::{
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::{auth::Authenticated, ruma::Ruma};
+use super::{
+    auth::{Authenticated, FullAccount},
+    ruma::Ruma,
+};
 use crate::{
     accounts::Requester,
     app::AppState,
@@ -74,7 +77,7 @@ pub async fn change_password_after_uia(
 /// forgotten password by email, without an access token, comes with email support.)
 pub async fn change_password(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    FullAccount(requester): FullAccount,
     request: Ruma<change_password::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;
@@ -102,16 +105,18 @@ pub async fn whoami(
 }
 
 /// `POST /account/deactivate`: after `m.login.password` UIA the account is deactivated for
-/// good: every session ends, logins answer `M_USER_DEACTIVATED`, and the user ID is never
-/// handed out again. Vestibule stores no profile data yet, so `erase` has nothing more to
-/// remove, and it binds no third-party identifiers, so `id_server_unbind_result` is
-/// `no-support`, as the spec says for a server that could not unbind anything.
+/// good: every session ends, logins answer `M_USER_DEACTIVATED`, the user ID is never handed
+/// out again, and the profile stops being served (`erase: true` deletes it). No third-party
+/// identifiers are bound yet, so `id_server_unbind_result` is `no-support`, as the spec says
+/// for a server that could not unbind anything.
 pub async fn deactivate(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    FullAccount(requester): FullAccount,
     request: Ruma<deactivate::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     confirm_password(&app, &requester, Action::Deactivate, request.raw.bound()).await?;
-    app.accounts.deactivate(&requester.user_id).await?;
+    app.accounts
+        .deactivate(&requester.user_id, request.body.erase)
+        .await?;
     Ok(Json(json!({ "id_server_unbind_result": "no-support" })))
 }

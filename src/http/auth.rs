@@ -8,7 +8,11 @@ use axum::{
     http::{StatusCode, header, request::Parts},
 };
 
-use crate::{accounts::Requester, app::AppState, error::MatrixError};
+use crate::{
+    accounts::{AccountError, Requester},
+    app::AppState,
+    error::MatrixError,
+};
 
 /// The access token of a request: `Authorization: Bearer …` or the `access_token` query
 /// parameter (deprecated by the spec but still accepted, as the seeds use it).
@@ -35,10 +39,30 @@ fn access_token(parts: &Parts) -> Result<Option<String>, MatrixError> {
         .map(|(_, token)| token.into_owned()))
 }
 
-/// The authenticated caller, required: a request without a valid token is refused.
+/// The authenticated caller, required: a request without a valid token is refused, and so is
+/// a locked account (401 `M_USER_LOCKED`).
 pub struct Authenticated(pub Requester);
 
 impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let LockedOrNot(requester) = LockedOrNot::from_request_parts(parts, state).await?;
+        if requester.locked {
+            return Err(AccountError::Locked.into());
+        }
+        Ok(Self(requester))
+    }
+}
+
+/// The authenticated caller even if the account is locked: only logout accepts this, as the
+/// spec's account locking requires.
+pub struct LockedOrNot(pub Requester);
+
+impl FromRequestParts<AppState> for LockedOrNot {
     type Rejection = MatrixError;
 
     async fn from_request_parts(
@@ -54,6 +78,44 @@ impl FromRequestParts<AppState> for Authenticated {
         })?;
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
         Ok(Self(state.accounts.authenticate(&token, ip).await?))
+    }
+}
+
+/// An authenticated caller with a full account: guests get 403 `M_GUEST_ACCESS_FORBIDDEN`
+/// (endpoints the spec's guest access module does not open to guests).
+pub struct FullAccount(pub Requester);
+
+impl FromRequestParts<AppState> for FullAccount {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Authenticated(requester) = Authenticated::from_request_parts(parts, state).await?;
+        if requester.is_guest {
+            return Err(MatrixError::guest_access_forbidden());
+        }
+        Ok(Self(requester))
+    }
+}
+
+/// The authenticated caller when the request carries a token, else `None`: for endpoints the
+/// spec leaves open to anonymous clients.
+pub struct MaybeAuthenticated(pub Option<Requester>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticated {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if access_token(parts)?.is_none() {
+            return Ok(Self(None));
+        }
+        let Authenticated(requester) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(Self(Some(requester)))
     }
 }
 

@@ -9,7 +9,11 @@ use ruma::api::client::device::{
 };
 use serde_json::{Value, json};
 
-use super::{account::confirm_password, auth::Authenticated, ruma::Ruma};
+use super::{
+    account::confirm_password,
+    auth::{Authenticated, FullAccount},
+    ruma::Ruma,
+};
 use crate::{app::AppState, error::MatrixError, store::DeviceRecord, uia::Action};
 
 /// A device as the spec shows it: absent fields are left out.
@@ -73,7 +77,7 @@ pub async fn update_device(
 /// device that is already gone is a success too, as the spec documents.
 pub async fn delete_device(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    FullAccount(requester): FullAccount,
     request: Ruma<delete_device::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;
@@ -88,7 +92,7 @@ pub async fn delete_device(
 /// are skipped) and revokes their tokens.
 pub async fn delete_devices(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    FullAccount(requester): FullAccount,
     request: Ruma<delete_devices::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;

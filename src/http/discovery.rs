@@ -2,11 +2,11 @@
 //! `GET /capabilities`.
 
 use axum::{Json, extract::State};
-use ruma::api::client::discovery::get_capabilities::v3::{self as capabilities, Capabilities};
+use ruma::api::client::discovery::get_capabilities::v3 as capabilities;
 use serde_json::{Value, json};
 
-use super::ruma::{Ruma, RumaResponse};
-use crate::{app::AppState, error::MatrixError, http::auth::Authenticated};
+use super::ruma::Ruma;
+use crate::{app::AppState, http::auth::Authenticated};
 
 /// Spec versions whose account and authentication parts Vestibule serves (README lists what
 /// of each is still missing).
@@ -22,20 +22,49 @@ pub async fn well_known(State(app): State<AppState>) -> Json<Value> {
     Json(json!({ "m.homeserver": { "base_url": app.config.public_baseurl } }))
 }
 
-/// `GET /capabilities`: what the authenticated user may do here, from the configuration.
-/// Profile and third-party-identifier changes are not served, so they are reported disabled
-/// (with the pre-1.16 capabilities too, which the advertised versions use).
-#[allow(deprecated)]
+/// `GET /capabilities`: what the authenticated user may do here, from the configuration and
+/// the account: password changes and login tokens (not for guests), profile fields (both as
+/// `m.profile_fields` and as the pre-1.16 `m.set_displayname` / `m.set_avatar_url`; guests may
+/// only set a display name, suspended users nothing). Third-party identifiers are not served
+/// yet, so `m.3pid_changes` is disabled. Room versions are the business of the homeserver
+/// behind Vestibule, so `m.room_versions` is left out (it is optional). Written out here rather
+/// than through ruma's type, which leaves out capabilities equal to its defaults.
 pub async fn get_capabilities(
     State(app): State<AppState>,
-    Authenticated(_): Authenticated,
+    Authenticated(requester): Authenticated,
     _: Ruma<capabilities::Request>,
-) -> Result<RumaResponse<capabilities::Response>, MatrixError> {
-    let mut capabilities = Capabilities::new();
-    capabilities.change_password.enabled = app.config.password.change_enabled;
-    capabilities.set_displayname.enabled = false;
-    capabilities.set_avatar_url.enabled = false;
-    capabilities.thirdparty_id_changes.enabled = false;
-    capabilities.get_login_token.enabled = false;
-    Ok(RumaResponse(capabilities::Response::new(capabilities)))
+) -> Json<Value> {
+    let full_account = !requester.is_guest;
+    let profile = &app.config.profile;
+    let may_edit = !requester.suspended;
+    let displayname = may_edit && profile.displayname_changes;
+    let avatar_url = may_edit && full_account && profile.avatar_url_changes;
+    let custom_fields = may_edit && full_account && profile.custom_fields;
+    let defined = [("displayname", displayname), ("avatar_url", avatar_url)];
+    let mut profile_fields = json!({ "enabled": displayname || avatar_url || custom_fields });
+    if custom_fields {
+        let disallowed: Vec<&str> = defined
+            .iter()
+            .filter(|(_, allowed)| !allowed)
+            .map(|(name, _)| *name)
+            .collect();
+        profile_fields["disallowed"] = json!(disallowed);
+    } else {
+        let allowed: Vec<&str> = defined
+            .iter()
+            .filter(|(_, allowed)| *allowed)
+            .map(|(name, _)| *name)
+            .collect();
+        profile_fields["allowed"] = json!(allowed);
+    }
+    Json(json!({ "capabilities": {
+        "m.change_password": { "enabled": full_account && app.config.password.change_enabled },
+        "m.set_displayname": { "enabled": displayname },
+        "m.set_avatar_url": { "enabled": avatar_url },
+        "m.profile_fields": profile_fields,
+        "m.3pid_changes": { "enabled": false },
+        "m.get_login_token": {
+            "enabled": full_account && app.config.tokens.login_token_enabled,
+        },
+    }}))
 }

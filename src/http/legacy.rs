@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     account::{PasswordChange, change_password_after_uia},
-    auth::{Authenticated, ClientIp},
+    auth::{ClientIp, FullAccount},
     json::JsonBody,
     register::{RegistrationRequest, register_user},
 };
@@ -23,6 +23,7 @@ use crate::{
     app::AppState,
     error::MatrixError,
     ratelimit::Limit,
+    store::RegistrationExtras,
     uia::BoundRequest,
 };
 
@@ -160,6 +161,7 @@ async fn v1_register(
         password: Some(password),
         is_guest: false,
         login,
+        extras: RegistrationExtras::default(),
     };
     let session = app
         .accounts
@@ -196,6 +198,7 @@ async fn v2_register(
         username: body.username,
         password: body.password,
         login,
+        guest_access_token: None,
         bound: BoundRequest {
             method: Method::POST.as_str(),
             path: uri.path(),
@@ -246,7 +249,7 @@ struct V2PasswordChange {
 /// returns `{}`. Every other session of the user ends, as with the current API's default.
 async fn v2_change_password(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    FullAccount(requester): FullAccount,
     uri: Uri,
     JsonBody { body, json }: JsonBody<V2PasswordChange>,
 ) -> Result<Json<Value>, MatrixError> {

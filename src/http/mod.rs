@@ -6,6 +6,7 @@ pub mod devices;
 pub mod discovery;
 pub mod json;
 pub mod legacy;
+pub mod profile;
 pub mod register;
 pub mod ruma;
 pub mod session;
@@ -14,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use ::ruma::api::client::{
     account::{
-        change_password, deactivate, get_username_availability, register as register_endpoint,
-        whoami,
+        change_password, check_registration_token_validity, deactivate, get_username_availability,
+        register as register_endpoint, whoami,
     },
     device::{delete_device, delete_devices, get_device, get_devices, update_device},
     discovery::get_capabilities,
-    session::{get_login_types, login, logout, logout_all, refresh_token},
+    session::{get_login_token, get_login_types, login, logout, logout_all, refresh_token},
 };
 use axum::{
     Router,
@@ -45,13 +46,19 @@ pub fn router(state: AppState) -> Router {
         .route("/_matrix/client/versions", get(discovery::versions))
         .route("/.well-known/matrix/client", get(discovery::well_known))
         .route("/metrics", get(render_metrics))
-        .merge(legacy::routes());
+        .merge(legacy::routes())
+        .merge(profile::routes());
     router = route::<register_endpoint::v3::Request, _, _, _>(router, register::register);
     router = route::<get_username_availability::v3::Request, _, _, _>(
         router,
         register::get_username_availability,
     );
+    router = route::<check_registration_token_validity::v1::Request, _, _, _>(
+        router,
+        register::registration_token_validity,
+    );
     router = route::<get_login_types::v3::Request, _, _, _>(router, session::get_login_types);
+    router = route::<get_login_token::v1::Request, _, _, _>(router, session::get_login_token);
     router = route::<login::v3::Request, _, _, _>(router, session::login);
     router = route::<logout::v3::Request, _, _, _>(router, session::logout);
     router = route::<logout_all::v3::Request, _, _, _>(router, session::logout_all);

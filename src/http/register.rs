@@ -4,6 +4,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use ruma::{
     OwnedUserId,
     api::client::account::{
+        check_registration_token_validity::v1 as token_validity,
         get_username_availability::v3 as availability,
         register::{RegistrationKind, v3 as register},
     },
@@ -16,11 +17,12 @@ use super::{
     ruma::{Ruma, RumaResponse},
 };
 use crate::{
-    accounts::{DeviceRequest, IssuedSession, Registration},
+    accounts::{DeviceRequest, IssuedSession, Registration, Requester},
     app::AppState,
     error::MatrixError,
     ratelimit::Limit,
-    uia::{Action, BoundRequest, Operation},
+    store::{AcceptedTerms, RegistrationExtras},
+    uia::{Action, BoundRequest, Completed, Operation},
 };
 
 /// `POST /register`:
@@ -61,6 +63,7 @@ pub async fn register(
             username: body.username,
             password: body.password,
             login: (!body.inhibit_login).then_some(device),
+            guest_access_token: body.guest_access_token,
             bound,
         };
         register_user(&app, request).await?
@@ -91,12 +94,17 @@ pub struct RegistrationRequest<'a> {
     pub login: Option<DeviceRequest>,
     /// The client's IP address, for the registration rate limit.
     pub ip: Option<String>,
+    /// The access token of a guest account to upgrade into this full account.
+    pub guest_access_token: Option<String>,
     /// The request, for UIA.
     pub bound: BoundRequest<'a>,
 }
 
 /// Registers a full account: checks name and password, runs the configured UIA flows, then
-/// creates the account (and its first session, if any) in one write.
+/// creates the account (and its first session, if any) in one write, with the terms accepted
+/// and the registration token used. With a `guest_access_token` the guest's own account
+/// becomes the full account instead (the spec's guest upgrade: `username` must be the guest's
+/// localpart).
 pub async fn register_user(
     app: &AppState,
     request: RegistrationRequest<'_>,
@@ -107,9 +115,14 @@ pub async fn register_user(
     app.limiter
         .take(Limit::RegisterPerIp, request.ip.as_deref())
         .await?;
-    let requested = match request.username.as_deref() {
-        Some(username) => Some(app.accounts.check_new_user_id(Some(username)).await?),
+    let guest = match &request.guest_access_token {
+        Some(token) => Some(guest_to_upgrade(app, token, request.username.as_deref()).await?),
         None => None,
+    };
+    let requested = match (&guest, request.username.as_deref()) {
+        (Some(guest), _) => Some(guest.user_id.clone()),
+        (None, Some(username)) => Some(app.accounts.check_new_user_id(Some(username)).await?),
+        (None, None) => None,
     };
     let password = SecretString::from(
         request
@@ -118,7 +131,8 @@ pub async fn register_user(
     );
     app.accounts
         .check_new_password(&password, requested.as_deref())?;
-    app.uia
+    let completed = app
+        .uia
         .authenticate(Operation {
             action: Action::Register,
             request: request.bound,
@@ -126,19 +140,139 @@ pub async fn register_user(
             flows: &app.config.registration.flows,
         })
         .await?;
-    // Checked again: the name may have been taken while the client completed UIA (the
-    // store's unique constraint still decides any race that remains).
-    let user_id = app
-        .accounts
-        .check_new_user_id(request.username.as_deref())
-        .await?;
+    let extras = registration_extras(&completed);
+    let holds_token = extras.registration_token.is_some();
+    let result = match guest {
+        Some(guest) => app
+            .accounts
+            .upgrade_guest(&guest, password, extras, request.login)
+            .await
+            .map(|session| (guest.user_id, session))
+            .map_err(MatrixError::from),
+        None => {
+            create_account(
+                app,
+                request.username.as_deref(),
+                password,
+                extras,
+                request.login,
+            )
+            .await
+        }
+    };
+    if result.is_err()
+        && holds_token
+        && let Err(err) = app
+            .registration_tokens
+            .release(&completed.session_hash)
+            .await
+    {
+        tracing::warn!(error = %err, "could not release a registration token reservation");
+    }
+    result
+}
+
+/// Creates the account once UIA is complete. The name is checked again: it may have been
+/// taken while the client completed UIA (the store's unique constraint decides any race that
+/// remains).
+async fn create_account(
+    app: &AppState,
+    username: Option<&str>,
+    password: SecretString,
+    extras: RegistrationExtras,
+    login: Option<DeviceRequest>,
+) -> Result<(OwnedUserId, Option<IssuedSession>), MatrixError> {
+    let user_id = app.accounts.check_new_user_id(username).await?;
     let registration = Registration {
         user_id: user_id.clone(),
         password: Some(password),
         is_guest: false,
-        login: request.login,
+        login,
+        extras,
     };
     Ok((user_id, app.accounts.register(registration).await?))
+}
+
+/// The guest behind `token`, if `username` names that guest's own account.
+async fn guest_to_upgrade(
+    app: &AppState,
+    token: &str,
+    username: Option<&str>,
+) -> Result<Requester, MatrixError> {
+    // An unknown token is 403, not 401: on `/register` a 401 is the UIA challenge.
+    let guest = app
+        .accounts
+        .authenticate(token, None)
+        .await
+        .map_err(|_| MatrixError::forbidden("Unknown guest_access_token"))?;
+    if !guest.is_guest {
+        return Err(MatrixError::forbidden(
+            "guest_access_token does not belong to a guest account",
+        ));
+    }
+    let username =
+        username.ok_or_else(|| MatrixError::missing_param("Missing parameter: username"))?;
+    let named = username
+        .strip_prefix('@')
+        .and_then(|user_id| user_id.split_once(':'))
+        .map_or(username, |(localpart, _)| localpart);
+    if !named.eq_ignore_ascii_case(guest.user_id.localpart()) {
+        return Err(MatrixError::forbidden(
+            "A guest account can only be upgraded under its own username",
+        ));
+    }
+    Ok(guest)
+}
+
+/// What the completed UIA stages recorded for the new account: the policy versions shown by
+/// `m.login.terms` and the token reserved by `m.login.registration_token`.
+fn registration_extras(completed: &Completed) -> RegistrationExtras {
+    let accepted_terms = completed
+        .data
+        .get("m.login.terms")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some(AcceptedTerms {
+                policy: entry.get("policy")?.as_str()?.to_owned(),
+                version: entry.get("version")?.as_str()?.to_owned(),
+            })
+        })
+        .collect();
+    let registration_token = completed
+        .data
+        .get("m.login.registration_token")
+        .and_then(|data| data.get("token"))
+        .and_then(Value::as_str)
+        .map(|token| (token.to_owned(), completed.session_hash.clone()));
+    RegistrationExtras {
+        displayname: None,
+        accepted_terms,
+        registration_token,
+    }
+}
+
+/// `GET /register/m.login.registration_token/validity` (v1): whether a registration token
+/// could be used now; 403 when registration is disabled, as the spec says.
+pub async fn registration_token_validity(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Ruma<token_validity::Request>,
+) -> Result<RumaResponse<token_validity::Response>, MatrixError> {
+    if !app.config.registration.enabled {
+        return Err(MatrixError::forbidden(
+            "Registration is not enabled on this homeserver",
+        ));
+    }
+    app.limiter
+        .peek(Limit::RegisterPerIp, ip.as_deref())
+        .await?;
+    let valid = app
+        .registration_tokens
+        .is_usable(&request.body.token)
+        .await?;
+    Ok(RumaResponse(token_validity::Response::new(valid)))
 }
 
 /// Registers a guest account (no password, no UIA) when guest access is enabled.
@@ -159,6 +293,7 @@ async fn register_guest(
         password: None,
         is_guest: true,
         login,
+        extras: RegistrationExtras::default(),
     };
     Ok((user_id, app.accounts.register(registration).await?))
 }

@@ -104,7 +104,14 @@ fn describe_ruma_error(err: FromHttpRequestError) -> MatrixError {
             describe_serde_error(&err)
         }
         FromHttpRequestError::Deserialization(err) => {
-            MatrixError::invalid_param(format!("Invalid parameter: {err}"))
+            let message = err.to_string();
+            match message
+                .split_once("missing field `")
+                .and_then(|(_, rest)| rest.split('`').next())
+            {
+                Some(field) => MatrixError::missing_param(format!("Missing parameter: {field}")),
+                None => MatrixError::invalid_param(format!("Invalid parameter: {message}")),
+            }
         }
         FromHttpRequestError::MethodMismatch { .. } => {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
@@ -171,4 +178,6 @@ endpoints! {
     ruma::api::client::device::delete_device::v3::Request => json: true, required: [];
     ruma::api::client::device::delete_devices::v3::Request => json: true, required: ["devices"];
     ruma::api::client::discovery::get_capabilities::v3::Request => json: false, required: [];
+    ruma::api::client::session::get_login_token::v1::Request => json: true, required: [];
+    ruma::api::client::account::check_registration_token_validity::v1::Request => json: false, required: [];
 }

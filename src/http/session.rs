@@ -3,6 +3,7 @@
 use axum::extract::State;
 use ruma::api::client::{
     session::{
+        get_login_token::v1 as get_login_token,
         get_login_types::v3 as get_login_types,
         login::v3::{self as login, LoginInfo},
         logout::v3 as logout,
@@ -15,25 +16,35 @@ use secrecy::SecretString;
 use std::time::Duration;
 
 use super::{
-    auth::{Authenticated, ClientIp},
+    account::confirm_password,
+    auth::{ClientIp, FullAccount, LockedOrNot},
     ruma::{Ruma, RumaResponse},
 };
-use crate::{accounts::DeviceRequest, app::AppState, error::MatrixError, ratelimit::Limit};
+use crate::{
+    accounts::DeviceRequest, app::AppState, error::MatrixError, ratelimit::Limit, uia::Action,
+};
 
-/// `GET /login`: the login types this server accepts.
+/// `GET /login`: the login types this server accepts: passwords, and single-use login tokens
+/// (with `get_login_token` when users may generate them).
 pub async fn get_login_types(
+    State(app): State<AppState>,
     _: Ruma<get_login_types::Request>,
 ) -> RumaResponse<get_login_types::Response> {
     let password = get_login_types::LoginType::Password(get_login_types::PasswordLoginType::new());
-    RumaResponse(get_login_types::Response::new(vec![password]))
+    let mut token = get_login_types::TokenLoginType::new();
+    token.get_login_token = app.config.tokens.login_token_enabled;
+    let token = get_login_types::LoginType::Token(token);
+    RumaResponse(get_login_types::Response::new(vec![password, token]))
 }
 
-/// `POST /login` with `m.login.password`:
-/// - the user is named by an `m.id.user` identifier or the deprecated top-level `user`, as a
-///   localpart or a full user ID;
-/// - unknown user and wrong password are the same 403 `M_FORBIDDEN`, in the same time;
+/// `POST /login`:
+/// - `m.login.password`: the user is named by an `m.id.user` identifier or the deprecated
+///   top-level `user`, as a localpart or a full user ID; unknown user and wrong password are
+///   the same 403 `M_FORBIDDEN`, in the same time;
+/// - `m.login.token`: a token from `POST /login/get_token`, good for one login before it
+///   expires (else 403 `M_FORBIDDEN`);
 /// - a `device_id` the user already has is reused and its previous token invalidated;
-/// - any other login type is 400 `M_UNKNOWN`.
+/// - a locked account gets 401 `M_USER_LOCKED`; any other login type is 400 `M_UNKNOWN`.
 #[allow(deprecated)] // `user` is deprecated by the spec but still sent by clients
 pub async fn login(
     State(app): State<AppState>,
@@ -41,25 +52,34 @@ pub async fn login(
     request: Ruma<login::Request>,
 ) -> Result<RumaResponse<login::Response>, MatrixError> {
     let request = request.body;
-    let LoginInfo::Password(credentials) = request.login_info else {
-        return Err(MatrixError::unknown("Bad login type"));
-    };
-    let user = match (&credentials.identifier, &credentials.user) {
-        (Some(UserIdentifier::Matrix(identifier)), _) => identifier.user.clone(),
-        (Some(_), _) => return Err(MatrixError::unknown("Unsupported identifier type")),
-        (None, Some(user)) => user.clone(),
-        (None, None) => return Err(MatrixError::missing_param("Missing parameter: identifier")),
-    };
     let device = DeviceRequest {
         device_id: request.device_id,
         display_name: request.initial_device_display_name,
         ip,
         refresh_token: request.refresh_token,
     };
-    let (user_id, session) = app
-        .accounts
-        .login_with_password(&user, SecretString::from(credentials.password), device)
-        .await?;
+    let (user_id, session) = match request.login_info {
+        LoginInfo::Password(credentials) => {
+            let user = match (&credentials.identifier, &credentials.user) {
+                (Some(UserIdentifier::Matrix(identifier)), _) => identifier.user.clone(),
+                (Some(_), _) => return Err(MatrixError::unknown("Unsupported identifier type")),
+                (None, Some(user)) => user.clone(),
+                (None, None) => {
+                    return Err(MatrixError::missing_param("Missing parameter: identifier"));
+                }
+            };
+            app.accounts
+                .login_with_password(&user, SecretString::from(credentials.password), device)
+                .await?
+        }
+        LoginInfo::Token(token) => {
+            app.limiter
+                .take(Limit::LoginPerIp, device.ip.as_deref())
+                .await?;
+            app.accounts.login_with_token(&token.token, device).await?
+        }
+        _ => return Err(MatrixError::unknown("Bad login type")),
+    };
     let mut response = login::Response::new(user_id, session.access_token, session.device_id);
     response.home_server = Some(app.accounts.server_name().to_owned());
     response.expires_in = session.expires_in_ms.map(Duration::from_millis);
@@ -86,20 +106,52 @@ pub async fn refresh(
     Ok(RumaResponse(response))
 }
 
-/// `POST /logout`: invalidates the access token and deletes its device.
+/// `POST /login/get_token` (v1): after password UIA (asked every time, as the spec requires),
+/// a single-use login token for another device of the caller; 400 `M_UNKNOWN` when the
+/// configuration disables it, as the capability then says.
+pub async fn get_login_token(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    request: Ruma<get_login_token::Request>,
+) -> Result<RumaResponse<get_login_token::Response>, MatrixError> {
+    if !app.config.tokens.login_token_enabled {
+        return Err(MatrixError::unknown(
+            "Login tokens are disabled on this server",
+        ));
+    }
+    // Looked at before UIA, counted only once a token is issued: the UIA round trips are not
+    // extra tokens.
+    let account = Some(requester.user_id.as_str());
+    app.limiter
+        .peek(Limit::LoginTokenPerAccount, account)
+        .await?;
+    confirm_password(&app, &requester, Action::GetLoginToken, request.raw.bound()).await?;
+    app.limiter
+        .take(Limit::LoginTokenPerAccount, account)
+        .await?;
+    let (token, lifetime_ms) = app.accounts.issue_login_token(&requester.user_id).await?;
+    let lifetime = Duration::from_millis(u64::try_from(lifetime_ms).unwrap_or(u64::MAX));
+    Ok(RumaResponse(get_login_token::Response::new(
+        lifetime, token,
+    )))
+}
+
+/// `POST /logout`: invalidates the access token and deletes its device (allowed on a locked
+/// account, as the spec requires).
 pub async fn logout(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    LockedOrNot(requester): LockedOrNot,
     _: Ruma<logout::Request>,
 ) -> Result<RumaResponse<logout::Response>, MatrixError> {
     app.accounts.logout(&requester).await?;
     Ok(RumaResponse(logout::Response::new()))
 }
 
-/// `POST /logout/all`: invalidates every access token of the user and deletes every device.
+/// `POST /logout/all`: invalidates every access token of the user and deletes every device
+/// (allowed on a locked account).
 pub async fn logout_all(
     State(app): State<AppState>,
-    Authenticated(requester): Authenticated,
+    LockedOrNot(requester): LockedOrNot,
     _: Ruma<logout_all::Request>,
 ) -> Result<RumaResponse<logout_all::Response>, MatrixError> {
     app.accounts.logout_all(&requester.user_id).await?;

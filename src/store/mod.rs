@@ -4,6 +4,7 @@
 //! than one row) and domain-shaped, so callers never compose SQL-level steps. Secrets never reach
 //! this layer in clear: tokens and UIA session ids arrive already hashed.
 
+mod lifecycle;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -13,6 +14,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use lifecycle::{
+    AcceptedTerms, GuestUpgrade, LifecycleStore, NewLoginToken, ProfileWrite, RegistrationExtras,
+    RegistrationTokenRecord,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -45,6 +50,8 @@ pub struct NewAccount {
     pub created_at_ms: i64,
     /// The device and access token to create with the account, unless login was inhibited.
     pub login: Option<NewLogin>,
+    /// Display name, accepted terms and registration token, written in the same transaction.
+    pub extras: RegistrationExtras,
 }
 
 /// A device session to open: the device (created or reused) and its new access token.
@@ -81,6 +88,10 @@ pub struct UserRecord {
     pub created_at_ms: i64,
     /// When the account was deactivated, if it was.
     pub deactivated_at_ms: Option<i64>,
+    /// Whether the operator has locked the account.
+    pub locked: bool,
+    /// Whether the operator has suspended the account.
+    pub suspended: bool,
 }
 
 /// Who an access token belongs to.
@@ -97,6 +108,10 @@ pub struct TokenOwner {
     /// Whether the refresh token this session was rotated from is still accepted (until this
     /// token is first used).
     pub refresh_pending: bool,
+    /// Whether the operator has locked the account.
+    pub locked: bool,
+    /// Whether the operator has suspended the account.
+    pub suspended: bool,
 }
 
 /// The tokens that replace a session's pair on refresh.
@@ -167,7 +182,7 @@ pub struct UiaSessionRecord {
 
 /// The storage interface of Vestibule. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: LifecycleStore + Send + Sync + 'static {
     /// Creates the user and, if given, its first device and access token, atomically.
     /// A taken localpart (even of a deactivated account) is `StoreError::Conflict`.
     async fn create_account(&self, account: NewAccount) -> Result<(), StoreError>;
@@ -185,10 +200,15 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
     ) -> Result<bool, StoreError>;
 
-    /// Marks the account deactivated at `now_ms` and deletes all its devices and tokens; the
-    /// password hash is kept so a correct password can be told it belongs to a deactivated
-    /// account. `false` if there is no such active user.
-    async fn deactivate_user(&self, user_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Marks the account deactivated at `now_ms` and deletes all its devices and tokens (and,
+    /// with `erase`, its profile); the password hash is kept so a correct password can be told
+    /// it belongs to a deactivated account. `false` if there is no such active user.
+    async fn deactivate_user(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+        erase: bool,
+    ) -> Result<bool, StoreError>;
 
     /// Opens a device session: creates the device if the user has none with that ID (else keeps
     /// it and updates its last-seen), deletes every token the device held before, and stores

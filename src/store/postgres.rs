@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 
 use super::{
     DeviceRecord, LastSeen, NewAccount, NewLogin, Store, StoreError, TokenOwner, TokenRotation,
@@ -31,6 +32,48 @@ impl PgStore {
     /// The connection pool, for closing it or for health checks.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Starts a read-committed transaction; statements that must serialise take row locks.
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+crate::impl_lifecycle_store!(PgStore, PgConnection);
+
+/// An account row as selected by `find_user`.
+type UserRow = (
+    String,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    Option<i64>,
+    bool,
+    bool,
+);
+
+fn user_from_row(row: UserRow) -> UserRecord {
+    let (
+        user_id,
+        localpart,
+        password_hash,
+        is_guest,
+        created_at_ms,
+        deactivated_at_ms,
+        locked,
+        suspended,
+    ) = row;
+    UserRecord {
+        user_id,
+        localpart,
+        password_hash,
+        is_guest,
+        created_at_ms,
+        deactivated_at_ms,
+        locked,
+        suspended,
     }
 }
 
@@ -118,6 +161,13 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique("user ID or localpart already taken"))?;
+        record_registration_extras(
+            &mut tx,
+            &account.user_id,
+            account.created_at_ms,
+            &account.extras,
+        )
+        .await?;
         if let Some(login) = account.login {
             open_device_session(&mut tx, &account.user_id, login).await?;
         }
@@ -135,26 +185,15 @@ impl Store for PgStore {
     }
 
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row: Option<(String, String, Option<String>, bool, i64, Option<i64>)> = sqlx::query_as(
+        let row: Option<UserRow> = sqlx::query_as(
             "SELECT user_id, localpart, password_hash, is_guest, created_at_ms, \
-                     deactivated_at_ms \
-                 FROM users WHERE user_id = $1",
+                    deactivated_at_ms, locked_at_ms IS NOT NULL, suspended_at_ms IS NOT NULL \
+             FROM users WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(
-            |(user_id, localpart, password_hash, is_guest, created_at_ms, deactivated_at_ms)| {
-                UserRecord {
-                    user_id,
-                    localpart,
-                    password_hash,
-                    is_guest,
-                    created_at_ms,
-                    deactivated_at_ms,
-                }
-            },
-        ))
+        Ok(row.map(user_from_row))
     }
 
     async fn set_password_hash(
@@ -170,7 +209,12 @@ impl Store for PgStore {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn deactivate_user(&self, user_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn deactivate_user(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+        erase: bool,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE users SET deactivated_at_ms = $1 \
@@ -187,6 +231,12 @@ impl Store for PgStore {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        if erase {
+            sqlx::query("DELETE FROM profile_fields WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -202,9 +252,10 @@ impl Store for PgStore {
         &self,
         access_token_hash: &str,
     ) -> Result<Option<TokenOwner>, StoreError> {
-        let row: Option<(String, String, bool, Option<i64>, bool)> = sqlx::query_as(
+        let row: Option<(String, String, bool, Option<i64>, bool, bool, bool)> = sqlx::query_as(
             "SELECT t.user_id, t.device_id, u.is_guest, t.expires_at_ms, \
-                    t.previous_refresh_hash IS NOT NULL \
+                    t.previous_refresh_hash IS NOT NULL, u.locked_at_ms IS NOT NULL, \
+                    u.suspended_at_ms IS NOT NULL \
              FROM access_tokens t JOIN users u ON u.user_id = t.user_id \
              WHERE t.token_hash = $1",
         )
@@ -212,12 +263,16 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(user_id, device_id, is_guest, expires_at_ms, refresh_pending)| TokenOwner {
-                user_id,
-                device_id,
-                is_guest,
-                expires_at_ms,
-                refresh_pending,
+            |(user_id, device_id, is_guest, expires_at_ms, refresh_pending, locked, suspended)| {
+                TokenOwner {
+                    user_id,
+                    device_id,
+                    is_guest,
+                    expires_at_ms,
+                    refresh_pending,
+                    locked,
+                    suspended,
+                }
             },
         ))
     }

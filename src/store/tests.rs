@@ -11,8 +11,8 @@ use std::sync::Arc;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, SqliteStore, Store, StoreError,
-    TokenOwner, TokenRotation, UiaSessionRecord, UserRecord,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, RegistrationExtras, SqliteStore, Store,
+    StoreError, TokenOwner, TokenRotation, UiaSessionRecord, UserRecord,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -134,6 +134,8 @@ conformance_suite!(
     last_seen_updates_are_batched_and_never_go_back,
 );
 
+mod lifecycle;
+
 const SERVER: &str = "example.org";
 
 fn user_id(localpart: &str) -> String {
@@ -148,6 +150,7 @@ fn account(localpart: &str, login: Option<NewLogin>) -> NewAccount {
         is_guest: false,
         created_at_ms: 1_000,
         login,
+        extras: RegistrationExtras::default(),
     }
 }
 
@@ -231,6 +234,8 @@ async fn create_and_find_user(store: Arc<dyn Store>) {
             is_guest: false,
             created_at_ms: 1_000,
             deactivated_at_ms: None,
+            locked: false,
+            suspended: false,
         })
     );
     assert_eq!(
@@ -242,6 +247,8 @@ async fn create_and_find_user(store: Arc<dyn Store>) {
             is_guest: true,
             created_at_ms: 1_000,
             deactivated_at_ms: None,
+            locked: false,
+            suspended: false,
         })
     );
     assert!(device_ids(&*store, "alice").await.is_empty());
@@ -317,6 +324,8 @@ async fn account_with_login_creates_device_and_token(store: Arc<dyn Store>) {
             is_guest: false,
             expires_at_ms: None,
             refresh_pending: false,
+            locked: false,
+            suspended: false,
         })
     );
     assert_eq!(
@@ -685,7 +694,7 @@ async fn deactivate_user_removes_sessions_and_keeps_localpart(store: Arc<dyn Sto
 
     assert!(
         store
-            .deactivate_user(&user_id("alice"), 9_000)
+            .deactivate_user(&user_id("alice"), 9_000, false)
             .await
             .expect("deactivate")
     );
@@ -722,7 +731,7 @@ async fn deactivate_user_removes_sessions_and_keeps_localpart(store: Arc<dyn Sto
 
     assert!(
         !store
-            .deactivate_user(&user_id("alice"), 10_000)
+            .deactivate_user(&user_id("alice"), 10_000, false)
             .await
             .expect("deactivate")
     );
@@ -734,7 +743,7 @@ async fn deactivate_user_removes_sessions_and_keeps_localpart(store: Arc<dyn Sto
     assert_eq!(alice.deactivated_at_ms, Some(9_000));
     assert!(
         !store
-            .deactivate_user(&user_id("nobody"), 10_000)
+            .deactivate_user(&user_id("nobody"), 10_000, false)
             .await
             .expect("deactivate")
     );

@@ -40,6 +40,8 @@ pub enum Action {
     Deactivate,
     /// `DELETE /devices/{deviceId}` and `POST /delete_devices`.
     DeleteDevices,
+    /// `POST /login/get_token`.
+    GetLoginToken,
 }
 
 impl Action {
@@ -49,6 +51,7 @@ impl Action {
             Self::ChangePassword => "change_password",
             Self::Deactivate => "deactivate",
             Self::DeleteDevices => "delete_devices",
+            Self::GetLoginToken => "get_login_token",
         }
     }
 }
@@ -81,6 +84,11 @@ pub struct BoundRequest<'a> {
 pub struct Completed {
     /// The stages that were completed.
     pub stages: Vec<String>,
+    /// SHA-256 (hex) of the consumed session's ID: what stage grants (such as a registration
+    /// token's reservation) are held under.
+    pub session_hash: String,
+    /// What the stages recorded, by stage type (e.g. the registration token used).
+    pub data: Map<String, Value>,
 }
 
 /// The UIA engine: stage registry plus stored sessions.
@@ -136,6 +144,7 @@ impl Uia {
             None => self.start_session(&operation).await?,
         };
         let mut completed = session.completed;
+        let mut data: Map<String, Value> = serde_json::from_str(&session.data).unwrap_or_default();
         let stage_type = match auth.and_then(|auth| auth.get("type")) {
             None | Some(Value::Null) => None,
             Some(Value::String(stage)) => Some(stage.as_str()),
@@ -157,9 +166,20 @@ impl Uia {
                 })?;
             let context = StageContext {
                 user: operation.user,
+                session_hash: &session.session_hash,
+                session_expires_at_ms: session.expires_at_ms,
             };
             match stage.attempt(&context, auth).await {
-                Ok(()) => {
+                Ok(recorded) => {
+                    if let Some(recorded) = recorded {
+                        data.insert(stage_type.to_owned(), recorded);
+                        self.store
+                            .update_uia_data(
+                                &session.session_hash,
+                                &Value::Object(data.clone()).to_string(),
+                            )
+                            .await?;
+                    }
                     completed = self
                         .store
                         .complete_uia_stage(&session.session_hash, stage_type)
@@ -181,7 +201,11 @@ impl Uia {
         if !self.store.take_uia_session(&session.session_hash).await? {
             return Err(unknown_session());
         }
-        Ok(Completed { stages: completed })
+        Ok(Completed {
+            stages: completed,
+            session_hash: session.session_hash,
+            data,
+        })
     }
 
     async fn start_session(

@@ -3,11 +3,14 @@
 use async_trait::async_trait;
 use ruma::UserId;
 use secrecy::SecretString;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
 
 use super::flows::StageFailure;
 use crate::{
-    accounts::{AccountError, Accounts},
+    accounts::{AccountError, Accounts, registration_tokens::RegistrationTokens},
+    config::TermsPolicy,
     ratelimit::{Limit, RateLimitError, RateLimiter},
 };
 
@@ -15,7 +18,15 @@ use crate::{
 pub struct StageContext<'a> {
     /// The authenticated user the operation acts for, if the request carried a token.
     pub user: Option<&'a UserId>,
+    /// SHA-256 (hex) of the UIA session's ID, under which a stage may hold a grant.
+    pub session_hash: &'a str,
+    /// When the session expires, milliseconds since the epoch: how long a grant is needed.
+    pub session_expires_at_ms: i64,
 }
+
+/// What a passed stage records in the session for the operation to use once complete (for
+/// example the registration token that was reserved); `None` records nothing.
+pub type StageOutcome = Result<Option<Value>, StageFailure>;
 
 /// One UIA stage type (`m.login.password`, `m.login.dummy`, …).
 #[async_trait]
@@ -29,11 +40,7 @@ pub trait Stage: Send + Sync {
     }
 
     /// Checks the client's `auth` dictionary for this stage.
-    async fn attempt(
-        &self,
-        context: &StageContext<'_>,
-        auth: &Map<String, Value>,
-    ) -> Result<(), StageFailure>;
+    async fn attempt(&self, context: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome;
 }
 
 /// `m.login.dummy`: always passes; used where a flow needs no real proof.
@@ -45,12 +52,8 @@ impl Stage for Dummy {
         "m.login.dummy"
     }
 
-    async fn attempt(
-        &self,
-        _: &StageContext<'_>,
-        _: &Map<String, Value>,
-    ) -> Result<(), StageFailure> {
-        Ok(())
+    async fn attempt(&self, _: &StageContext<'_>, _: &Map<String, Value>) -> StageOutcome {
+        Ok(None)
     }
 }
 
@@ -84,11 +87,7 @@ impl Stage for Password {
         "m.login.password"
     }
 
-    async fn attempt(
-        &self,
-        context: &StageContext<'_>,
-        auth: &Map<String, Value>,
-    ) -> Result<(), StageFailure> {
+    async fn attempt(&self, context: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome {
         let Some(password) = string_field(auth, "password") else {
             return Err(StageFailure {
                 errcode: "M_MISSING_PARAM",
@@ -123,10 +122,11 @@ impl Stage for Password {
             .verify_password(user, SecretString::from(password.to_owned()))
             .await
         {
-            Ok(user_id) if user_id == requester => Ok(()),
-            Ok(_) | Err(AccountError::InvalidCredentials | AccountError::Deactivated) => {
-                Err(forbidden("Invalid username or password"))
-            }
+            Ok(user_id) if user_id == requester => Ok(None),
+            Ok(_)
+            | Err(
+                AccountError::InvalidCredentials | AccountError::Deactivated | AccountError::Locked,
+            ) => Err(forbidden("Invalid username or password")),
             Err(err) => {
                 tracing::error!(error = %err, "password stage failed");
                 Err(StageFailure {
@@ -135,5 +135,96 @@ impl Stage for Password {
                 })
             }
         }
+    }
+}
+
+/// `m.login.registration_token`: the registration presents a token the operator issued; one
+/// use of it is reserved for this session until the account is created or the session lapses.
+pub struct RegistrationToken {
+    tokens: RegistrationTokens,
+}
+
+impl RegistrationToken {
+    /// The stage, checking tokens through the registration-token service.
+    pub fn new(tokens: RegistrationTokens) -> Self {
+        Self { tokens }
+    }
+}
+
+#[async_trait]
+impl Stage for RegistrationToken {
+    fn kind(&self) -> &'static str {
+        "m.login.registration_token"
+    }
+
+    async fn attempt(&self, context: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome {
+        let Some(token) = string_field(auth, "token") else {
+            return Err(StageFailure {
+                errcode: "M_MISSING_PARAM",
+                error: "Missing parameter: token".into(),
+            });
+        };
+        match self
+            .tokens
+            .reserve(token, context.session_hash, context.session_expires_at_ms)
+            .await
+        {
+            Ok(true) => Ok(Some(json!({ "token": token }))),
+            Ok(false) => Err(StageFailure {
+                errcode: "M_FORBIDDEN",
+                error: "Invalid, expired or used-up registration token".into(),
+            }),
+            Err(err) => {
+                tracing::error!(error = %err, "registration token stage failed");
+                Err(StageFailure {
+                    errcode: "M_UNKNOWN",
+                    error: "Internal server error".into(),
+                })
+            }
+        }
+    }
+}
+
+/// `m.login.terms`: the user accepts the configured policies; the versions shown are recorded
+/// with the account.
+pub struct Terms {
+    policies: BTreeMap<String, TermsPolicy>,
+}
+
+impl Terms {
+    /// The stage presenting `policies`.
+    pub fn new(policies: BTreeMap<String, TermsPolicy>) -> Self {
+        Self { policies }
+    }
+}
+
+#[async_trait]
+impl Stage for Terms {
+    fn kind(&self) -> &'static str {
+        "m.login.terms"
+    }
+
+    fn params(&self) -> Option<Value> {
+        let policies: Map<String, Value> = self
+            .policies
+            .iter()
+            .map(|(name, policy)| {
+                let mut entry = json!({ "version": policy.version });
+                for (language, translation) in &policy.translations {
+                    entry[language] = json!({ "name": translation.name, "url": translation.url });
+                }
+                (name.clone(), entry)
+            })
+            .collect();
+        Some(json!({ "policies": policies }))
+    }
+
+    async fn attempt(&self, _: &StageContext<'_>, _: &Map<String, Value>) -> StageOutcome {
+        let accepted: Vec<Value> = self
+            .policies
+            .iter()
+            .map(|(name, policy)| json!({ "policy": name, "version": policy.version }))
+            .collect();
+        Ok(Some(Value::Array(accepted)))
     }
 }

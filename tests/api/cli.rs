@@ -12,7 +12,8 @@ use tempfile::TempDir;
 
 use crate::support::{TestServer, assert_error};
 
-fn vestibule(
+/// Runs the `vestibule` binary with `args` against `database_url`, feeding `stdin` if given.
+pub fn vestibule(
     config_dir: &TempDir,
     database_url: &str,
     args: &[&str],

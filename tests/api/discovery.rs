@@ -32,7 +32,11 @@ async fn well_known_points_at_public_baseurl() {
 
 #[tokio::test]
 async fn capabilities_reflect_configuration() {
-    let server = TestServer::with(|config| config.password.change_enabled = false).await;
+    let server = TestServer::with(|config| {
+        config.password.change_enabled = false;
+        config.profile.displayname_changes = false;
+    })
+    .await;
     let token = server.register("cap", "password123").await["access_token"]
         .as_str()
         .expect("token")

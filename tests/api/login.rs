@@ -9,14 +9,20 @@ const LOGIN: &str = "/_matrix/client/v3/login";
 const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
 
 #[tokio::test]
-async fn login_flows_offer_password() {
+async fn login_flows_offer_password_and_login_tokens() {
     let server = TestServer::spawn().await;
     for prefix in ["v3", "r0"] {
         let (status, body) = server
             .get(&format!("/_matrix/client/{prefix}/login"), None)
             .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body, json!({"flows": [{"type": "m.login.password"}]}));
+        assert_eq!(
+            body,
+            json!({"flows": [
+                {"type": "m.login.password"},
+                {"type": "m.login.token", "get_login_token": true},
+            ]})
+        );
     }
 }
 

@@ -48,6 +48,45 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
         token_endpoints_only: false,
         reason: "request validation errors apply to every endpoint",
     },
+    // The spec's "Account locking": a locked account gets 401 `M_USER_LOCKED` (with
+    // `soft_logout: true`) on every endpoint but logout, and cannot obtain a new access token
+    // (so also on `POST /login`, which takes no token, and `POST /refresh`).
+    UndocumentedError {
+        method: "*",
+        template: "*",
+        status: 401,
+        errcodes: &["M_USER_LOCKED"],
+        token_endpoints_only: true,
+        reason: "account locking applies to every authenticated endpoint",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/login",
+        status: 401,
+        errcodes: &["M_USER_LOCKED"],
+        token_endpoints_only: false,
+        reason: "a locked account cannot obtain a new access token",
+    },
+    // The spec's "Account suspension": an action refused while suspended is 403
+    // `M_USER_SUSPENDED`, on whichever endpoint the server forbids.
+    UndocumentedError {
+        method: "*",
+        template: "*",
+        status: 403,
+        errcodes: &["M_USER_SUSPENDED"],
+        token_endpoints_only: true,
+        reason: "account suspension applies to any authenticated action the server forbids",
+    },
+    // The guest access module: endpoints not opened to guests answer 403
+    // `M_GUEST_ACCESS_FORBIDDEN` (a common error code); the OpenAPI files do not repeat it.
+    UndocumentedError {
+        method: "*",
+        template: "*",
+        status: 403,
+        errcodes: &["M_GUEST_ACCESS_FORBIDDEN"],
+        token_endpoints_only: true,
+        reason: "guests are refused on endpoints reserved for full accounts",
+    },
     // With `registration.enabled = false`, `GET /register/available` answers 403 `M_FORBIDDEN`
     // (as Synapse does), the same as `POST /register`. The endpoint documents only 200, 400 and
     // 429, but `M_FORBIDDEN` is one of the spec's "Common error codes" any endpoint may return.
