@@ -46,6 +46,19 @@ async fn a_locked_account_keeps_its_sessions_but_can_only_log_out() {
         .await;
     assert_eq!(status, StatusCode::OK);
 
+    // Nor can a refresh token mint a new access token.
+    let refreshable = json!({"type": "m.login.password", "user": "alice", "password": "password123", "refresh_token": true});
+    user_command(&server, "unlock", "alice");
+    let (_, session) = server
+        .post("/_matrix/client/v3/login", None, &refreshable)
+        .await;
+    user_command(&server, "lock", "alice");
+    let refresh = json!({"refresh_token": session["refresh_token"]});
+    let response = server
+        .post("/_matrix/client/v3/refresh", None, &refresh)
+        .await;
+    assert_error(&response, StatusCode::UNAUTHORIZED, "M_USER_LOCKED");
+
     user_command(&server, "unlock", "@alice:localhost");
     let (status, _) = server.get("/_matrix/client/v3/account/whoami", token).await;
     assert_eq!(status, StatusCode::OK, "the session survived the lock");

@@ -1,9 +1,17 @@
 //! The HTTP surface on the PostgreSQL backend: the scale path runs the same code.
 
-use reqwest::StatusCode;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use std::sync::Arc;
 
-use crate::support::TestServer;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tempfile::TempDir;
+
+use crate::{
+    cli::vestibule,
+    registration_token::register_with_token,
+    support::{TestServer, assert_error, concurrently},
+};
 
 fn admin_url() -> String {
     std::env::var("VESTIBULE_TEST_POSTGRES_URL")
@@ -68,4 +76,90 @@ async fn drop_database(connection: &mut PgConnection, name: &str) {
     .execute(connection)
     .await
     .expect("drop");
+}
+
+/// Two stateless instances on one PostgreSQL database, as behind a load balancer: a one-use
+/// registration token admits exactly one of many registrations spread over both, a login token
+/// from one works once on the other, and profiles and the operator's lock are seen by both.
+#[tokio::test]
+async fn account_lifecycle_across_two_instances_on_postgres() {
+    let admin = admin_url();
+    let name = format!("vestibule_api_lifecycle_{}", std::process::id());
+    let mut connection = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable at VESTIBULE_TEST_POSTGRES_URL");
+    drop_database(&mut connection, &name).await;
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("create");
+    let mut url = url::Url::parse(&admin).expect("url");
+    url.set_path(&name);
+    {
+        let instance = |url: String| {
+            TestServer::with(move |config| {
+                config.database.url = url;
+                config.registration.flows = vec![vec!["m.login.registration_token".into()]];
+            })
+        };
+        let a = Arc::new(instance(url.to_string()).await);
+        let b = Arc::new(instance(url.to_string()).await);
+        let dir = TempDir::new().expect("dir");
+        let created = vestibule(
+            &dir,
+            url.as_str(),
+            &[
+                "registration-token",
+                "create",
+                "--token",
+                "one",
+                "--uses",
+                "1",
+            ],
+            None,
+        );
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+
+        let results = concurrently(6, |i| {
+            let server = if i % 2 == 0 { a.clone() } else { b.clone() };
+            async move { register_with_token(&server, &format!("racer{i}"), "one").await }
+        })
+        .await;
+        let winners: Vec<&Value> = results
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::OK)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        let winner = winners[0];
+        let user_id = winner["user_id"].as_str().expect("user_id");
+        let token = winner["access_token"].as_str();
+
+        let name_path = format!("/_matrix/client/v3/profile/{user_id}/displayname");
+        let (status, _) = a
+            .request(
+                Method::PUT,
+                &name_path,
+                token,
+                Some(&json!({"displayname": "Winner"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, name) = b.get(&name_path, None).await;
+        assert_eq!(name, json!({"displayname": "Winner"}));
+
+        let locked = vestibule(&dir, url.as_str(), &["user", "lock", user_id], None);
+        assert!(locked.status.success());
+        let response = b.get("/_matrix/client/v3/account/whoami", token).await;
+        assert_error(&response, StatusCode::UNAUTHORIZED, "M_USER_LOCKED");
+        let unlocked = vestibule(&dir, url.as_str(), &["user", "unlock", user_id], None);
+        assert!(unlocked.status.success());
+        let (status, _) = b.get("/_matrix/client/v3/account/whoami", token).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    drop_database(&mut connection, &name).await;
 }

@@ -41,7 +41,7 @@ async fn valid(server: &TestServer, token: &str) -> Value {
 }
 
 /// Starts a registration and submits `token` in its session; returns the final response.
-async fn register_with_token(
+pub async fn register_with_token(
     server: &TestServer,
     username: &str,
     token: &str,
