@@ -12,11 +12,14 @@ use crate::{
     },
     clock::{Clock, Randomness},
     config::Config,
+    email::Mailer,
+    identity::IdentityClient,
     ratelimit::RateLimiter,
     store::{self, Store},
+    threepids::{ThreepidSettings, Threepids},
     uia::{
         Uia,
-        stages::{Dummy, Password, RegistrationToken, Stage, Terms},
+        stages::{Dummy, EmailIdentity, Password, RegistrationToken, Stage, Terms},
     },
 };
 
@@ -29,6 +32,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// The operator's registration tokens.
     pub registration_tokens: RegistrationTokens,
+    /// Email verification, third-party identifiers and identity servers.
+    pub threepids: Threepids,
     /// The UIA engine.
     pub uia: Uia,
     /// The rate limiter.
@@ -116,7 +121,9 @@ pub fn build(
         settings,
     );
     let registration_tokens = RegistrationTokens::new(store.clone(), clock.clone(), rng.clone());
+    let threepids = build_threepids(&config, store.clone(), clock.clone(), rng.clone())?;
     let stages: Vec<Box<dyn Stage>> = vec![
+        Box::new(EmailIdentity::new(threepids.clone())),
         Box::new(Dummy),
         Box::new(Password::new(accounts.clone(), limiter.clone())),
         Box::new(RegistrationToken::new(registration_tokens.clone())),
@@ -130,9 +137,36 @@ pub fn build(
         config: Arc::new(config),
         accounts,
         registration_tokens,
+        threepids,
         uia,
         metrics,
     })
+}
+
+/// The third-party identifier service: the mailer (if an SMTP server is configured) and the
+/// identity-server client.
+fn build_threepids(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Randomness>,
+) -> Result<Threepids, StartupError> {
+    let mailer = Mailer::from_config(&config.email, &config.server_name)
+        .map_err(|err| StartupError::Config(err.to_string()))?;
+    let identity = IdentityClient::from_config(&config.identity)
+        .map_err(|err| StartupError::Config(err.to_string()))?;
+    let public_baseurl = url::Url::parse(&config.public_baseurl)
+        .map_err(|err| StartupError::Config(format!("public_baseurl: {err}")))?;
+    let settings = ThreepidSettings {
+        public_baseurl,
+        token_lifetime_ms: i64::try_from(config.email.token_lifetime_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        allowed_domains: config.email.allowed_domains.clone(),
+        hide_address_existence: config.email.hide_address_existence,
+    };
+    Ok(Threepids::new(
+        store, clock, rng, mailer, identity, settings,
+    ))
 }
 
 /// The URL with any password replaced, fit for error messages and logs.

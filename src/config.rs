@@ -9,7 +9,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::RateLimitConfig;
+use crate::{email::EmailConfig, identity::IdentityConfig, ratelimit::RateLimitConfig};
 
 /// The whole configuration of a Vestibule instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,6 +37,10 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Profile fields users may change.
     pub profile: ProfileConfig,
+    /// Outgoing email (verification of addresses).
+    pub email: EmailConfig,
+    /// Identity servers.
+    pub identity: IdentityConfig,
     /// Logging and metrics.
     pub observability: ObservabilityConfig,
 }
@@ -214,6 +218,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             rate_limits: RateLimitConfig::default(),
             profile: ProfileConfig::default(),
+            email: EmailConfig::default(),
+            identity: IdentityConfig::default(),
             observability: ObservabilityConfig::default(),
         }
     }
@@ -314,6 +320,7 @@ pub enum ConfigError {
 /// Stage types the UIA engine knows; flows may only name these.
 pub const KNOWN_STAGES: &[&str] = &[
     "m.login.dummy",
+    "m.login.email.identity",
     "m.login.password",
     "m.login.registration_token",
     "m.login.terms",
@@ -415,6 +422,23 @@ impl Config {
                 "observability.log_format",
                 "must be \"text\" or \"json\"".into(),
             );
+        }
+        if !self.email.smtp_host.is_empty()
+            && self.email.from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return invalid(
+                "email.from",
+                format!(
+                    "{:?} is not a mailbox such as \"Name <user@host>\"",
+                    self.email.from
+                ),
+            );
+        }
+        if self.email.token_lifetime_secs == 0 {
+            return invalid("email.token_lifetime_secs", "must be at least 1".into());
+        }
+        if let Err(err) = crate::identity::IdentityClient::from_config(&self.identity) {
+            return invalid("identity.trusted_servers", err.to_string());
         }
         self.validate_registration()
     }

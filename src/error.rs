@@ -160,6 +160,9 @@ impl From<crate::accounts::AccountError> for MatrixError {
                 "M_USER_IN_USE",
                 "User ID already taken",
             ),
+            AccountError::ThreepidInUse => {
+                Self::new(StatusCode::BAD_REQUEST, "M_THREEPID_IN_USE", message)
+            }
             AccountError::Exclusive => Self::new(
                 StatusCode::BAD_REQUEST,
                 "M_EXCLUSIVE",
@@ -228,5 +231,34 @@ impl From<crate::accounts::AccountError> for MatrixError {
             AccountError::RateLimited(limited) => limited.into(),
             AccountError::Internal(detail) => Self::Internal(detail),
         }
+    }
+}
+
+impl From<crate::threepids::ThreepidError> for MatrixError {
+    fn from(err: crate::threepids::ThreepidError) -> Self {
+        use crate::threepids::ThreepidError;
+        let message = err.to_string();
+        let (status, errcode) = match err {
+            ThreepidError::NoMailer | ThreepidError::Denied => {
+                (StatusCode::FORBIDDEN, "M_THREEPID_DENIED")
+            }
+            ThreepidError::InvalidParam(_) | ThreepidError::WrongToken => {
+                (StatusCode::BAD_REQUEST, "M_INVALID_PARAM")
+            }
+            ThreepidError::InUse => (StatusCode::BAD_REQUEST, "M_THREEPID_IN_USE"),
+            ThreepidError::NotFound => (StatusCode::BAD_REQUEST, "M_THREEPID_NOT_FOUND"),
+            ThreepidError::NoSession => (StatusCode::BAD_REQUEST, "M_NO_VALID_SESSION"),
+            ThreepidError::SessionExpired => (StatusCode::BAD_REQUEST, "M_SESSION_EXPIRED"),
+            ThreepidError::NotValidated => (StatusCode::BAD_REQUEST, "M_SESSION_NOT_VALIDATED"),
+            ThreepidError::TooManyAttempts => (StatusCode::FORBIDDEN, "M_FORBIDDEN"),
+            ThreepidError::NotTrusted(_) => (StatusCode::BAD_REQUEST, "M_SERVER_NOT_TRUSTED"),
+            ThreepidError::AuthFailed => (StatusCode::FORBIDDEN, "M_THREEPID_AUTH_FAILED"),
+            ThreepidError::SendFailed | ThreepidError::IdentityServer(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN")
+            }
+            ThreepidError::UnknownOpenIdToken => (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN"),
+            ThreepidError::Internal(detail) => return Self::Internal(detail),
+        };
+        Self::new(status, errcode, message)
     }
 }

@@ -8,11 +8,14 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
+pub mod threepids;
 pub mod uia;
 
 use std::{future::Future, net::SocketAddr, time::Duration};

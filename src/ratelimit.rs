@@ -54,6 +54,8 @@ pub struct RateLimitConfig {
     /// Login tokens generated (`POST /login/get_token`), per account; the spec encourages
     /// about one a minute.
     pub login_token_per_account: Quota,
+    /// Verification email requests (`requestToken`) per client IP.
+    pub email_per_ip: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -73,6 +75,10 @@ impl Default for RateLimitConfig {
                 per_second: 0.017,
                 burst: 1,
             },
+            email_per_ip: Quota {
+                per_second: 0.017,
+                burst: 5,
+            },
         }
     }
 }
@@ -88,6 +94,7 @@ impl RateLimitConfig {
             ("refresh_per_ip", self.refresh_per_ip),
             ("uia_password_per_account", self.uia_password_per_account),
             ("login_token_per_account", self.login_token_per_account),
+            ("email_per_ip", self.email_per_ip),
         ]
         .into_iter()
         .find(|(_, quota)| {
@@ -114,6 +121,8 @@ pub enum Limit {
     UiaPasswordPerAccount,
     /// [`RateLimitConfig::login_token_per_account`].
     LoginTokenPerAccount,
+    /// [`RateLimitConfig::email_per_ip`].
+    EmailPerIp,
 }
 
 /// A request was refused by a limit.
@@ -162,6 +171,7 @@ impl RateLimiter {
                 ("uia_password:account", config.uia_password_per_account)
             }
             Limit::LoginTokenPerAccount => ("login_token:account", config.login_token_per_account),
+            Limit::EmailPerIp => ("email:ip", config.email_per_ip),
         }
     }
 

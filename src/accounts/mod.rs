@@ -21,7 +21,7 @@ use crate::{
     ratelimit::{Limit, RateLimitError, RateLimiter},
     store::{
         DeviceRecord, GuestUpgrade, NewAccount, NewLogin, RegistrationExtras, Store, StoreError,
-        TokenRotation,
+        THREEPID_IN_USE, TokenRotation,
     },
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejected};
@@ -40,6 +40,9 @@ pub enum AccountError {
     /// The user ID is taken (or was taken by an account since deactivated).
     #[error("user ID already taken")]
     UserInUse,
+    /// A third-party identifier proven during registration belongs to another account.
+    #[error("the email address is already in use")]
+    ThreepidInUse,
     /// The user ID lies in a namespace reserved by the configuration.
     #[error("user ID is in an exclusive namespace")]
     Exclusive,
@@ -334,6 +337,9 @@ impl Accounts {
             Ok(()) => {
                 metrics::counter!("vestibule_registrations_total").increment(1);
                 Ok(issued)
+            }
+            Err(StoreError::Conflict(reason)) if reason == THREEPID_IN_USE => {
+                Err(AccountError::ThreepidInUse)
             }
             Err(StoreError::Conflict(_)) => Err(AccountError::UserInUse),
             Err(err) => Err(err.into()),
@@ -716,7 +722,13 @@ impl Accounts {
             extras,
             login,
         };
-        if self.store.upgrade_guest(upgrade).await? {
+        let upgraded = match self.store.upgrade_guest(upgrade).await {
+            Err(StoreError::Conflict(reason)) if reason == THREEPID_IN_USE => {
+                return Err(AccountError::ThreepidInUse);
+            }
+            other => other?,
+        };
+        if upgraded {
             metrics::counter!("vestibule_registrations_total").increment(1);
             Ok(issued)
         } else {

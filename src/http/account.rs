@@ -1,7 +1,7 @@
 //! The caller's account: `GET /account/whoami`, `POST /account/password`,
 //! `POST /account/deactivate`.
 
-use axum::{Json, extract::State};
+use axum::{Json, extract::State, http::StatusCode};
 use ruma::api::client::account::{
     change_password::v3 as change_password, deactivate::v3 as deactivate, whoami::v3 as whoami,
 };
@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{
-    auth::{Authenticated, FullAccount},
+    auth::{Authenticated, FullAccount, MaybeAuthenticated},
     ruma::Ruma,
 };
 use crate::{
@@ -72,15 +72,25 @@ pub async fn change_password_after_uia(
     Ok(())
 }
 
-/// `POST /account/password`: the caller proves their current password through UIA, then the
-/// new one replaces it; `logout_devices` (default true) ends every other session. (Resetting a
-/// forgotten password by email, without an access token, comes with email support.)
+/// `POST /account/password`:
+/// - with an access token, the caller proves their current password through UIA, then the new
+///   one replaces it; `logout_devices` (default true) ends every other session;
+/// - without one, a forgotten password is reset: UIA `m.login.email.identity` with a session
+///   from `/account/password/email/requestToken` names the account, and every session of it
+///   ends unless `logout_devices` is false. No account with that address is 404 `M_NOT_FOUND`.
 pub async fn change_password(
     State(app): State<AppState>,
-    FullAccount(requester): FullAccount,
+    MaybeAuthenticated(requester): MaybeAuthenticated,
     request: Ruma<change_password::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;
+    let Some(requester) = requester else {
+        reset_password_by_email(&app, body.new_password, body.logout_devices, raw.bound()).await?;
+        return Ok(Json(json!({})));
+    };
+    if requester.is_guest {
+        return Err(MatrixError::guest_access_forbidden());
+    }
     let change = PasswordChange {
         requester: &requester,
         new_password: body.new_password,
@@ -89,6 +99,49 @@ pub async fn change_password(
     };
     change_password_after_uia(&app, change).await?;
     Ok(Json(json!({})))
+}
+
+/// Resets the password of the account whose email the UIA session proves.
+pub async fn reset_password_by_email(
+    app: &AppState,
+    new_password: String,
+    logout_devices: bool,
+    bound: BoundRequest<'_>,
+) -> Result<(), MatrixError> {
+    if !app.threepids.sends_email() {
+        // No reset by email here: the request simply lacks the access token it needs.
+        return Err(MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "Missing access token (this server does not send email, so a forgotten password \
+             cannot be reset by email)",
+        ));
+    }
+    let completed = app
+        .uia
+        .authenticate(Operation {
+            action: Action::ChangePassword,
+            request: bound,
+            user: None,
+            flows: &[vec!["m.login.email.identity".to_owned()]],
+        })
+        .await?;
+    let email = &completed.data["m.login.email.identity"];
+    let address = email["address"].as_str().unwrap_or_default();
+    let user_id = app.threepids.email_owner(address).await?.ok_or_else(|| {
+        MatrixError::new(
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+            "No account has this email address",
+        )
+    })?;
+    app.accounts
+        .reset_password(&user_id, SecretString::from(new_password), logout_devices)
+        .await?;
+    if let Some(sid) = email["sid"].as_str() {
+        app.threepids.forget_session(sid).await?;
+    }
+    Ok(())
 }
 
 /// `GET /account/whoami`: the user, device and guest status behind the access token.
@@ -106,17 +159,18 @@ pub async fn whoami(
 
 /// `POST /account/deactivate`: after `m.login.password` UIA the account is deactivated for
 /// good: every session ends, logins answer `M_USER_DEACTIVATED`, the user ID is never handed
-/// out again, and the profile stops being served (`erase: true` deletes it). No third-party
-/// identifiers are bound yet, so `id_server_unbind_result` is `no-support`, as the spec says
-/// for a server that could not unbind anything.
+/// out again, and the profile stops being served (`erase: true` deletes it). Addresses this
+/// server bound at identity servers are unbound first: `id_server_unbind_result` is `success`
+/// when every unbind succeeded (or there was none), `no-support` when one failed.
 pub async fn deactivate(
     State(app): State<AppState>,
     FullAccount(requester): FullAccount,
     request: Ruma<deactivate::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     confirm_password(&app, &requester, Action::Deactivate, request.raw.bound()).await?;
+    let unbound = app.threepids.unbind_all(&requester.user_id).await?;
     app.accounts
         .deactivate(&requester.user_id, request.body.erase)
         .await?;
-    Ok(Json(json!({ "id_server_unbind_result": "no-support" })))
+    Ok(Json(json!({ "id_server_unbind_result": unbound.as_str() })))
 }

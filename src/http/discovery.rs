@@ -25,8 +25,8 @@ pub async fn well_known(State(app): State<AppState>) -> Json<Value> {
 /// `GET /capabilities`: what the authenticated user may do here, from the configuration and
 /// the account: password changes and login tokens (not for guests), profile fields (both as
 /// `m.profile_fields` and as the pre-1.16 `m.set_displayname` / `m.set_avatar_url`; guests may
-/// only set a display name, suspended users nothing). Third-party identifiers are not served
-/// yet, so `m.3pid_changes` is disabled. Room versions are the business of the homeserver
+/// only set a display name, suspended users nothing), and `m.3pid_changes` when this server
+/// can send verification emails. Room versions are the business of the homeserver
 /// behind Vestibule, so `m.room_versions` is left out (it is optional). Written out here rather
 /// than through ruma's type, which leaves out capabilities equal to its defaults.
 pub async fn get_capabilities(
@@ -62,7 +62,7 @@ pub async fn get_capabilities(
         "m.set_displayname": { "enabled": displayname },
         "m.set_avatar_url": { "enabled": avatar_url },
         "m.profile_fields": profile_fields,
-        "m.3pid_changes": { "enabled": false },
+        "m.3pid_changes": { "enabled": full_account && app.threepids.sends_email() },
         "m.get_login_token": {
             "enabled": full_account && app.config.tokens.login_token_enabled,
         },

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    account::{PasswordChange, change_password_after_uia},
-    auth::{ClientIp, FullAccount},
+    account::{PasswordChange, change_password_after_uia, reset_password_by_email},
+    auth::{ClientIp, MaybeAuthenticated},
     json::JsonBody,
     register::{RegistrationRequest, register_user},
+    threepid,
 };
 use crate::{
     accounts::{AccountError, DeviceRequest, IssuedSession, Registration},
@@ -47,6 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             &format!("{V2_ALPHA}/account/password"),
             post(v2_change_password),
+        )
+        .route(
+            &format!("{V2_ALPHA}/account/3pid"),
+            get(threepid::list_threepids).post(threepid::add_via_identity_server),
         )
 }
 
@@ -176,8 +181,8 @@ async fn v1_register(
 struct V2Registration {
     username: Option<String>,
     password: Option<String>,
-    #[serde(default, rename = "bind_email")]
-    _bind_email: bool,
+    #[serde(default)]
+    bind_email: bool,
 }
 
 /// `POST /v2_alpha/register`: `username`, `password` (required) through the configured UIA
@@ -199,6 +204,7 @@ async fn v2_register(
         password: body.password,
         login,
         guest_access_token: None,
+        bind_email: body.bind_email,
         bound: BoundRequest {
             method: Method::POST.as_str(),
             path: uri.path(),
@@ -245,24 +251,35 @@ struct V2PasswordChange {
     new_password: String,
 }
 
-/// `POST /v2_alpha/account/password`: `new_password` through UIA (`m.login.password`);
-/// returns `{}`. Every other session of the user ends, as with the current API's default.
+/// `POST /v2_alpha/account/password`: `new_password` through UIA, returning `{}`. With an
+/// access token the flow is `m.login.password` and every other session of the user ends; without
+/// one it is `m.login.email.identity` (a forgotten password), and an address no account has is
+/// 404 `M_NOT_FOUND`, as seed 001 says.
 async fn v2_change_password(
     State(app): State<AppState>,
-    FullAccount(requester): FullAccount,
+    MaybeAuthenticated(requester): MaybeAuthenticated,
     uri: Uri,
     JsonBody { body, json }: JsonBody<V2PasswordChange>,
 ) -> Result<Json<Value>, MatrixError> {
-    let change = PasswordChange {
-        requester: &requester,
-        new_password: body.new_password,
-        logout_devices: true,
-        bound: BoundRequest {
-            method: Method::POST.as_str(),
-            path: uri.path(),
-            body: &json,
-        },
+    let bound = BoundRequest {
+        method: Method::POST.as_str(),
+        path: uri.path(),
+        body: &json,
     };
-    change_password_after_uia(&app, change).await?;
+    match requester {
+        None => reset_password_by_email(&app, body.new_password, true, bound).await?,
+        Some(requester) if requester.is_guest => {
+            return Err(MatrixError::guest_access_forbidden());
+        }
+        Some(requester) => {
+            let change = PasswordChange {
+                requester: &requester,
+                new_password: body.new_password,
+                logout_devices: true,
+                bound,
+            };
+            change_password_after_uia(&app, change).await?;
+        }
+    }
     Ok(Json(json!({})))
 }

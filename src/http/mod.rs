@@ -10,6 +10,7 @@ pub mod profile;
 pub mod register;
 pub mod ruma;
 pub mod session;
+pub mod threepid;
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/matrix/client", get(discovery::well_known))
         .route("/metrics", get(render_metrics))
         .merge(legacy::routes())
-        .merge(profile::routes());
+        .merge(profile::routes())
+        .merge(threepid::routes());
     router = route::<register_endpoint::v3::Request, _, _, _>(router, register::register);
     router = route::<get_username_availability::v3::Request, _, _, _>(
         router,

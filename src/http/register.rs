@@ -2,7 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use ruma::{
-    OwnedUserId,
+    OwnedUserId, UserId,
     api::client::account::{
         check_registration_token_validity::v1 as token_validity,
         get_username_availability::v3 as availability,
@@ -20,8 +20,9 @@ use crate::{
     accounts::{DeviceRequest, IssuedSession, Registration, Requester},
     app::AppState,
     error::MatrixError,
+    identity::SessionCredentials,
     ratelimit::Limit,
-    store::{AcceptedTerms, RegistrationExtras},
+    store::{AcceptedTerms, NewThreepid, RegistrationExtras},
     uia::{Action, BoundRequest, Completed, Operation},
 };
 
@@ -64,6 +65,7 @@ pub async fn register(
             password: body.password,
             login: (!body.inhibit_login).then_some(device),
             guest_access_token: body.guest_access_token,
+            bind_email: false,
             bound,
         };
         register_user(&app, request).await?
@@ -96,6 +98,9 @@ pub struct RegistrationRequest<'a> {
     pub ip: Option<String>,
     /// The access token of a guest account to upgrade into this full account.
     pub guest_access_token: Option<String>,
+    /// Bind the email proven through an identity server to the new account there (the
+    /// v2_alpha `bind_email`, and always for the v1 email stage).
+    pub bind_email: bool,
     /// The request, for UIA.
     pub bound: BoundRequest<'a>,
 }
@@ -169,7 +174,42 @@ pub async fn register_user(
     {
         tracing::warn!(error = %err, "could not release a registration token reservation");
     }
+    if let Ok((user_id, _)) = &result {
+        settle_email(app, user_id, &completed, request.bind_email).await;
+    }
     result
+}
+
+/// After a registration with a proven email: the homeserver's verification session is spent,
+/// and an address proven through an identity server is bound there when asked. The account
+/// exists by now, so a failure here is logged rather than failing the registration.
+async fn settle_email(app: &AppState, user_id: &UserId, completed: &Completed, bind: bool) {
+    let Some(email) = completed.data.get("m.login.email.identity") else {
+        return;
+    };
+    if let Some(sid) = email.get("sid").and_then(Value::as_str) {
+        if let Err(err) = app.threepids.forget_session(sid).await {
+            tracing::warn!(error = %err, "could not delete a used verification session");
+        }
+    }
+    let Some(identity_server) = email.get("identity_server").filter(|_| bind) else {
+        return;
+    };
+    let field = |name| {
+        identity_server
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let creds = SessionCredentials {
+        id_server: field("id_server"),
+        sid: field("sid"),
+        client_secret: field("client_secret"),
+        id_access_token: None,
+    };
+    if let Err(err) = app.threepids.bind(user_id, creds).await {
+        tracing::warn!(error = %err, %user_id, "could not bind the registration email");
+    }
 }
 
 /// Creates the account once UIA is complete. The name is checked again: it may have been
@@ -246,10 +286,23 @@ fn registration_extras(completed: &Completed) -> RegistrationExtras {
         .and_then(|data| data.get("token"))
         .and_then(Value::as_str)
         .map(|token| (token.to_owned(), completed.session_hash.clone()));
+    let threepids = completed
+        .data
+        .get("m.login.email.identity")
+        .and_then(|email| {
+            Some(NewThreepid {
+                medium: email.get("medium")?.as_str()?.to_owned(),
+                address: email.get("address")?.as_str()?.to_owned(),
+                validated_at_ms: email.get("validated_at_ms")?.as_i64()?,
+            })
+        })
+        .into_iter()
+        .collect();
     RegistrationExtras {
         displayname: None,
         accepted_terms,
         registration_token,
+        threepids,
     }
 }
 

@@ -39,8 +39,10 @@ pub async fn get_login_types(
 
 /// `POST /login`:
 /// - `m.login.password`: the user is named by an `m.id.user` identifier or the deprecated
-///   top-level `user`, as a localpart or a full user ID; unknown user and wrong password are
-///   the same 403 `M_FORBIDDEN`, in the same time;
+///   top-level `user` (a localpart or a full user ID), or by an email address attached to the
+///   account (`m.id.thirdparty` with `medium: email`, or the deprecated `medium`/`address`),
+///   compared case-insensitively; unknown user and wrong password are the same 403
+///   `M_FORBIDDEN`, in the same time;
 /// - `m.login.token`: a token from `POST /login/get_token`, good for one login before it
 ///   expires (else 403 `M_FORBIDDEN`);
 /// - a `device_id` the user already has is reused and its previous token invalidated;
@@ -60,11 +62,32 @@ pub async fn login(
     };
     let (user_id, session) = match request.login_info {
         LoginInfo::Password(credentials) => {
-            let user = match (&credentials.identifier, &credentials.user) {
-                (Some(UserIdentifier::Matrix(identifier)), _) => identifier.user.clone(),
-                (Some(_), _) => return Err(MatrixError::unknown("Unsupported identifier type")),
-                (None, Some(user)) => user.clone(),
-                (None, None) => {
+            let email = match (&credentials.identifier, &credentials.medium) {
+                (Some(UserIdentifier::Email(email)), _) => Some(email.address.clone()),
+                (None, Some(medium)) if medium == "email" => credentials.address.clone(),
+                _ => None,
+            };
+            let user = match (&credentials.identifier, &credentials.user, email) {
+                (_, _, Some(address)) => app
+                    .threepids
+                    .email_owner(&address)
+                    .await?
+                    .map(String::from)
+                    // Nobody: the password is still checked (against a dummy hash), so an
+                    // unknown address costs the same time as a wrong password.
+                    .unwrap_or_default(),
+                (Some(UserIdentifier::Matrix(identifier)), _, None) => identifier.user.clone(),
+                (Some(UserIdentifier::Msisdn(_) | UserIdentifier::PhoneNumber(_)), _, None) => {
+                    return Err(MatrixError::unknown(
+                        "Phone numbers are not supported: this server validates them only \
+                         through an identity server and does not log in with them",
+                    ));
+                }
+                (Some(_), _, None) => {
+                    return Err(MatrixError::unknown("Unsupported identifier type"));
+                }
+                (None, Some(user), None) => user.clone(),
+                (None, None, None) => {
                     return Err(MatrixError::missing_param("Missing parameter: identifier"));
                 }
             };

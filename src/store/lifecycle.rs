@@ -55,6 +55,8 @@ pub struct RegistrationExtras {
     pub accepted_terms: Vec<AcceptedTerms>,
     /// The registration token used, and the hash of the UIA session holding its reservation.
     pub registration_token: Option<(String, String)>,
+    /// Third-party identifiers proven during registration, attached to the account.
+    pub threepids: Vec<super::NewThreepid>,
 }
 
 /// A guest account becoming a full account.
@@ -97,7 +99,8 @@ pub trait LifecycleStore: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<String>, StoreError>;
 
-    /// Deletes expired login tokens and lapsed registration-token reservations.
+    /// Deletes expired login tokens, lapsed registration-token reservations, expired email
+    /// verification sessions and expired OpenID tokens.
     async fn delete_expired_grants(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Stores a new registration token; an existing one with that text is a conflict.
@@ -213,6 +216,21 @@ macro_rules! impl_lifecycle_store {
                 .execute(&mut *conn)
                 .await?;
             }
+            for threepid in &extras.threepids {
+                sqlx::query(
+                    "INSERT INTO user_threepids \
+                     (medium, address, user_id, validated_at_ms, added_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&threepid.medium)
+                .bind(&threepid.address)
+                .bind(user_id)
+                .bind(threepid.validated_at_ms)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await
+                .map_err(conflict_on_unique($crate::store::THREEPID_IN_USE))?;
+            }
             if let Some((token, session_hash)) = &extras.registration_token {
                 sqlx::query(
                     "UPDATE registration_tokens SET completed = completed + 1 WHERE token = $1",
@@ -299,7 +317,16 @@ macro_rules! impl_lifecycle_store {
                 .bind(now_ms)
                 .execute(&self.pool)
                 .await?;
-                Ok(tokens.rows_affected() + reservations.rows_affected())
+                let mut purged = tokens.rows_affected() + reservations.rows_affected();
+                for table in ["threepid_validations", "openid_tokens"] {
+                    let query = format!("DELETE FROM {table} WHERE expires_at_ms <= $1");
+                    purged += sqlx::query(sqlx::AssertSqlSafe(query))
+                        .bind(now_ms)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(purged)
             }
 
             async fn create_registration_token(

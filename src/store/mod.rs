@@ -9,6 +9,7 @@ mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+mod threepids;
 
 use std::sync::Arc;
 
@@ -20,6 +21,10 @@ pub use lifecycle::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use threepids::{
+    BindingRecord, NewThreepid, NewValidationSession, THREEPID_IN_USE, ThreepidRecord,
+    ThreepidStore, TokenCheck, ValidationSessionRecord, ValidationStart,
+};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +187,7 @@ pub struct UiaSessionRecord {
 
 /// The storage interface of Vestibule. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
-pub trait Store: LifecycleStore + Send + Sync + 'static {
+pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
     /// Creates the user and, if given, its first device and access token, atomically.
     /// A taken localpart (even of a deactivated account) is `StoreError::Conflict`.
     async fn create_account(&self, account: NewAccount) -> Result<(), StoreError>;

@@ -40,6 +40,7 @@ impl PgStore {
     }
 }
 
+crate::impl_threepid_store!(PgStore);
 crate::impl_lifecycle_store!(PgStore, PgConnection);
 
 /// An account row as selected by `find_user`.

@@ -65,6 +65,7 @@ impl SqliteStore {
     }
 }
 
+crate::impl_threepid_store!(SqliteStore);
 crate::impl_lifecycle_store!(SqliteStore, SqliteConnection);
 
 /// An account row as selected by `find_user`.

@@ -42,6 +42,8 @@ pub enum Action {
     DeleteDevices,
     /// `POST /login/get_token`.
     GetLoginToken,
+    /// `POST /account/3pid/add`.
+    AddThreepid,
 }
 
 impl Action {
@@ -52,6 +54,7 @@ impl Action {
             Self::Deactivate => "deactivate",
             Self::DeleteDevices => "delete_devices",
             Self::GetLoginToken => "get_login_token",
+            Self::AddThreepid => "add_threepid",
         }
     }
 }
@@ -165,6 +168,7 @@ impl Uia {
                     )
                 })?;
             let context = StageContext {
+                action: operation.action,
                 user: operation.user,
                 session_hash: &session.session_hash,
                 session_expires_at_ms: session.expires_at_ms,

@@ -44,7 +44,7 @@ async fn deactivation_ends_the_account_for_good() {
         (status, done),
         (
             StatusCode::OK,
-            json!({"id_server_unbind_result": "no-support"})
+            json!({"id_server_unbind_result": "success"})
         )
     );
 

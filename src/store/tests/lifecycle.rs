@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::{RACERS, account, login, on_postgres, on_sqlite, user_id};
 use crate::store::{
-    AcceptedTerms, GuestUpgrade, NewAccount, NewLoginToken, ProfileWrite, RegistrationExtras,
-    RegistrationTokenRecord, Store,
+    AcceptedTerms, GuestUpgrade, NewAccount, NewLoginToken, NewThreepid, ProfileWrite,
+    RegistrationExtras, RegistrationTokenRecord, Store,
 };
 
 conformance_suite!(
@@ -196,8 +196,34 @@ async fn registration_extras_are_written_with_the_account(store: Arc<dyn Store>)
             version: "1.0".to_owned(),
         }],
         registration_token: None,
+        threepids: vec![NewThreepid {
+            medium: "email".to_owned(),
+            address: "alice@example.org".to_owned(),
+            validated_at_ms: 900,
+        }],
     };
     store.create_account(alice).await.unwrap();
+    assert_eq!(
+        store
+            .threepid_owner("email", "alice@example.org")
+            .await
+            .unwrap(),
+        Some(user_id("alice"))
+    );
+    // A second account with the same address is refused, and nothing of it is written.
+    let mut bob = account("bob", None);
+    bob.extras.threepids = vec![NewThreepid {
+        medium: "email".to_owned(),
+        address: "alice@example.org".to_owned(),
+        validated_at_ms: 900,
+    }];
+    assert!(matches!(
+        store.create_account(bob).await,
+        Err(crate::store::StoreError::Conflict(
+            crate::store::THREEPID_IN_USE
+        ))
+    ));
+    assert!(!store.localpart_exists("bob").await.unwrap());
     assert_eq!(
         store.profile(&user_id("alice")).await.unwrap(),
         Some(

@@ -1,0 +1,468 @@
+//! Third-party identifiers: the `requestToken` endpoints, the validation page and
+//! `submit_url`, `/account/3pid` and its `add`, `delete`, `bind` and `unbind`, and the OpenID
+//! endpoints identity servers use to learn who a client is.
+//!
+//! Bodies are read with [`JsonBody`] rather than ruma's types so that a malformed
+//! `client_secret` is the spec's `M_INVALID_PARAM`, not a deserialization error.
+
+use axum::{
+    Json, Router,
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
+    http::{StatusCode, Uri, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use ruma::UserId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    account::confirm_password,
+    auth::{ClientIp, FullAccount},
+    json::JsonBody,
+};
+use crate::{
+    accounts::Requester,
+    app::AppState,
+    email::EmailPurpose,
+    error::MatrixError,
+    identity::SessionCredentials,
+    ratelimit::Limit,
+    threepids::{EmailTokenRequest, ThreepidError, check_client_secret},
+    uia::{Action, BoundRequest},
+};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/_vestibule/email/submit_token", post(submit_token))
+        .route("/_vestibule/email/validate", get(validation_page))
+        .route(
+            "/_matrix/federation/v1/openid/userinfo",
+            get(openid_userinfo),
+        )
+        .route(
+            "/_matrix/federation/v1/3pid/onbind",
+            post(on_bind).put(on_bind),
+        );
+    for version in ["r0", "v3"] {
+        let path = |rest: &str| format!("/_matrix/client/{version}/{rest}");
+        router = router
+            .route(
+                &path("register/email/requestToken"),
+                post(register_email_token),
+            )
+            .route(
+                &path("account/3pid/email/requestToken"),
+                post(add_email_token),
+            )
+            .route(
+                &path("account/password/email/requestToken"),
+                post(password_email_token),
+            )
+            .route(
+                &path("account/3pid"),
+                get(list_threepids).post(add_via_identity_server),
+            )
+            .route(&path("account/3pid/add"), post(add_threepid))
+            .route(&path("account/3pid/delete"), post(delete_threepid))
+            .route(&path("account/3pid/bind"), post(bind_threepid))
+            .route(&path("account/3pid/unbind"), post(unbind_threepid))
+            .route(
+                &path("user/{user_id}/openid/request_token"),
+                post(openid_request_token),
+            );
+    }
+    router
+}
+
+/// The body of the `requestToken` endpoints.
+#[derive(Deserialize)]
+struct EmailTokenBody {
+    client_secret: String,
+    email: String,
+    send_attempt: u64,
+    next_link: Option<String>,
+}
+
+/// Starts an email verification for `purpose`, limited per client IP so that nobody can use
+/// this server to flood inboxes (a repeated `send_attempt` sends nothing).
+async fn request_email_token(
+    app: &AppState,
+    ip: Option<&str>,
+    body: EmailTokenBody,
+    purpose: EmailPurpose,
+) -> Result<Json<Value>, MatrixError> {
+    app.limiter.take(Limit::EmailPerIp, ip).await?;
+    let response = app
+        .threepids
+        .request_email_token(EmailTokenRequest {
+            client_secret: body.client_secret,
+            email: body.email,
+            send_attempt: body.send_attempt,
+            next_link: body.next_link,
+            purpose,
+        })
+        .await?;
+    Ok(Json(
+        json!({ "sid": response.sid, "submit_url": response.submit_url }),
+    ))
+}
+
+/// `POST /register/email/requestToken`: verification of an address for registration; one
+/// already in use is 400 `M_THREEPID_IN_USE` (unless `email.hide_address_existence`).
+async fn register_email_token(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody { body, .. }: JsonBody<EmailTokenBody>,
+) -> Result<Json<Value>, MatrixError> {
+    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Register).await
+}
+
+/// `POST /account/3pid/email/requestToken`: verification of an address to add to an account.
+async fn add_email_token(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody { body, .. }: JsonBody<EmailTokenBody>,
+) -> Result<Json<Value>, MatrixError> {
+    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Add).await
+}
+
+/// `POST /account/password/email/requestToken`: verification of an account's address to reset
+/// its password; an address no account has is 400 `M_THREEPID_NOT_FOUND` (unless
+/// `email.hide_address_existence`).
+async fn password_email_token(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody { body, .. }: JsonBody<EmailTokenBody>,
+) -> Result<Json<Value>, MatrixError> {
+    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Password).await
+}
+
+/// What the validation link and `submit_url` carry.
+#[derive(Deserialize)]
+struct SubmittedToken {
+    sid: String,
+    client_secret: String,
+    token: String,
+}
+
+/// `POST /_vestibule/email/submit_token` (the `submit_url`): the code from the email proves the
+/// address; `{"success": true}` as the Identity Service API's `submitToken` answers.
+async fn submit_token(
+    State(app): State<AppState>,
+    JsonBody { body, .. }: JsonBody<SubmittedToken>,
+) -> Result<Json<Value>, MatrixError> {
+    app.threepids
+        .submit_token(&body.sid, &body.client_secret, &body.token)
+        .await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+/// `GET /_vestibule/email/validate`: the link in the email. A plain page that says whether the
+/// address is now verified, or a redirect to the client's `next_link` when it gave one.
+async fn validation_page(
+    State(app): State<AppState>,
+    query: Result<Query<SubmittedToken>, QueryRejection>,
+) -> Response {
+    let Ok(Query(submitted)) = query else {
+        return page(StatusCode::BAD_REQUEST, "This link is incomplete.");
+    };
+    match app
+        .threepids
+        .submit_token(&submitted.sid, &submitted.client_secret, &submitted.token)
+        .await
+    {
+        Ok(Some(next_link)) => Redirect::to(&next_link).into_response(),
+        Ok(None) => page(
+            StatusCode::OK,
+            "Your email address is verified. You can return to your Matrix client.",
+        ),
+        Err(ThreepidError::SessionExpired) => page(
+            StatusCode::BAD_REQUEST,
+            "This link has expired. Ask your client to send a new email.",
+        ),
+        Err(ThreepidError::Internal(detail)) => {
+            tracing::error!(%detail, "validating an email token failed");
+            page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong. Please try again later.",
+            )
+        }
+        Err(_) => page(
+            StatusCode::BAD_REQUEST,
+            "This link is not valid. Ask your client to send a new email.",
+        ),
+    }
+}
+
+/// A minimal HTML page with one message (always a fixed text: nothing from the request).
+fn page(status: StatusCode, message: &'static str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Email verification</title></head>\
+         <body style=\"font-family: sans-serif\"><p>{message}</p></body></html>"
+    );
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+}
+
+/// `GET /account/3pid`: the addresses attached to the caller's account, with when they were
+/// validated and added.
+pub async fn list_threepids(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+) -> Result<Json<Value>, MatrixError> {
+    let threepids: Vec<Value> = app
+        .threepids
+        .list(&requester.user_id)
+        .await?
+        .into_iter()
+        .map(|threepid| {
+            json!({
+                "medium": threepid.medium,
+                "address": threepid.address,
+                "validated_at": threepid.validated_at_ms,
+                "added_at": threepid.added_at_ms,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "threepids": threepids })))
+}
+
+/// The body of `POST /account/3pid/add`.
+#[derive(Deserialize)]
+struct AddThreepid {
+    client_secret: String,
+    sid: String,
+}
+
+/// `POST /account/3pid/add`: after password UIA, attaches the address a verification session
+/// of this server proved (400 `M_SESSION_NOT_VALIDATED` before the link was followed,
+/// `M_THREEPID_IN_USE` if another account has it).
+async fn add_threepid(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    uri: Uri,
+    JsonBody { body, json }: JsonBody<AddThreepid>,
+) -> Result<Json<Value>, MatrixError> {
+    check_client_secret(&body.client_secret)?;
+    let bound = BoundRequest {
+        method: "POST",
+        path: uri.path(),
+        body: &json,
+    };
+    confirm_password(&app, &requester, Action::AddThreepid, bound).await?;
+    let proven = app
+        .threepids
+        .proven_by_session(&body.sid, &body.client_secret, EmailPurpose::Add)
+        .await?;
+    app.threepids.attach(&requester.user_id, &proven).await?;
+    app.threepids.forget_session(&body.sid).await?;
+    Ok(Json(json!({})))
+}
+
+/// The body of `POST /account/3pid/delete` and `/unbind`.
+#[derive(Deserialize)]
+struct ThreepidRef {
+    medium: String,
+    address: String,
+    id_server: Option<String>,
+}
+
+/// `POST /account/3pid/delete`: detaches an address from the caller's account (an address it
+/// does not have is a success too) and unbinds it from the identity servers this server bound
+/// it at, or from `id_server`. Refused while suspended, as the spec recommends.
+async fn delete_threepid(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    JsonBody { body, .. }: JsonBody<ThreepidRef>,
+) -> Result<Json<Value>, MatrixError> {
+    refuse_if_suspended(&requester)?;
+    let (_, unbound) = app
+        .threepids
+        .detach(
+            &requester.user_id,
+            &body.medium,
+            &body.address,
+            body.id_server.as_deref(),
+        )
+        .await?;
+    Ok(Json(json!({ "id_server_unbind_result": unbound.as_str() })))
+}
+
+/// `POST /account/3pid/unbind`: removes bindings of an address at identity servers, keeping it
+/// on the account.
+async fn unbind_threepid(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    JsonBody { body, .. }: JsonBody<ThreepidRef>,
+) -> Result<Json<Value>, MatrixError> {
+    if let Some(id_server) = &body.id_server
+        && !app.threepids.identity().is_trusted(id_server)
+    {
+        return Err(ThreepidError::NotTrusted(format!(
+            "identity server {id_server:?} is not trusted by this homeserver"
+        ))
+        .into());
+    }
+    let unbound = app
+        .threepids
+        .unbind(
+            &requester.user_id,
+            &body.medium,
+            &body.address,
+            body.id_server.as_deref(),
+        )
+        .await?;
+    Ok(Json(json!({ "id_server_unbind_result": unbound.as_str() })))
+}
+
+/// The body of `POST /account/3pid/bind`.
+#[derive(Deserialize)]
+struct BindThreepid {
+    client_secret: String,
+    id_server: String,
+    id_access_token: String,
+    sid: String,
+}
+
+/// `POST /account/3pid/bind`: binds the address an identity server validated to the caller
+/// there (through its v2 API, with the client's `id_access_token`); the address is not added
+/// to the account. An untrusted server is 400 `M_SERVER_NOT_TRUSTED`.
+async fn bind_threepid(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    JsonBody { body, .. }: JsonBody<BindThreepid>,
+) -> Result<Json<Value>, MatrixError> {
+    check_client_secret(&body.client_secret)?;
+    let creds = SessionCredentials {
+        id_server: &body.id_server,
+        sid: &body.sid,
+        client_secret: &body.client_secret,
+        id_access_token: Some(&body.id_access_token),
+    };
+    app.threepids.bind(&requester.user_id, creds).await?;
+    Ok(Json(json!({})))
+}
+
+/// The legacy body of `POST /account/3pid` (seeds 001 and 004): `three_pid_creds` (or
+/// `threePidCreds`) and `bind`.
+#[derive(Deserialize)]
+pub struct LegacyAddThreepid {
+    #[serde(alias = "threePidCreds")]
+    three_pid_creds: LegacyCreds,
+    #[serde(default)]
+    bind: bool,
+}
+
+/// The identity server's session in a legacy `POST /account/3pid`.
+#[derive(Deserialize)]
+struct LegacyCreds {
+    id_server: String,
+    sid: String,
+    client_secret: String,
+    id_access_token: Option<String>,
+}
+
+/// `POST /account/3pid` (deprecated; the seeds' API): attaches the address an identity server
+/// validated (403 `M_THREEPID_AUTH_FAILED` when it does not vouch for the session) and, with
+/// `bind`, binds it there too.
+pub async fn add_via_identity_server(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    JsonBody { body, .. }: JsonBody<LegacyAddThreepid>,
+) -> Result<Json<Value>, MatrixError> {
+    let creds = &body.three_pid_creds;
+    check_client_secret(&creds.client_secret)?;
+    let session = SessionCredentials {
+        id_server: &creds.id_server,
+        sid: &creds.sid,
+        client_secret: &creds.client_secret,
+        id_access_token: creds.id_access_token.as_deref(),
+    };
+    let validated = app.threepids.proven_by_identity_server(session).await?;
+    if validated.medium != "email" {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_THREEPID_MEDIUM_NOT_SUPPORTED",
+            "Only email addresses can be attached to accounts here",
+        ));
+    }
+    let proven = crate::threepids::ProvenAddress {
+        medium: validated.medium,
+        address: crate::threepids::canonical_email(&validated.address),
+        validated_at_ms: validated.validated_at_ms,
+        sid: None,
+    };
+    app.threepids.attach(&requester.user_id, &proven).await?;
+    if body.bind {
+        app.threepids.bind(&requester.user_id, session).await?;
+    }
+    Ok(Json(json!({})))
+}
+
+/// `POST /user/{userId}/openid/request_token`: an OpenID token a third party (such as an
+/// identity server) can exchange for the caller's user ID, for the caller only.
+async fn openid_request_token(
+    State(app): State<AppState>,
+    FullAccount(requester): FullAccount,
+    path: Result<Path<String>, PathRejection>,
+    _: JsonBody<Value>,
+) -> Result<Json<Value>, MatrixError> {
+    let Path(user_id) =
+        path.map_err(|rejection| MatrixError::invalid_param(rejection.body_text()))?;
+    if UserId::parse(&user_id).ok().as_deref() != Some(&*requester.user_id) {
+        return Err(MatrixError::forbidden(
+            "OpenID tokens can only be requested for yourself",
+        ));
+    }
+    let (token, expires_in) = app.threepids.issue_openid_token(&requester.user_id).await?;
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "matrix_server_name": app.config.server_name,
+        "expires_in": expires_in,
+    })))
+}
+
+/// The query of the OpenID user-info lookup.
+#[derive(Deserialize)]
+struct OpenIdQuery {
+    access_token: String,
+}
+
+/// `GET /_matrix/federation/v1/openid/userinfo` (Server-Server API): who an OpenID token
+/// belongs to, `{"sub": user_id}`; 401 `M_UNKNOWN_TOKEN` for an unknown or expired token.
+async fn openid_userinfo(
+    State(app): State<AppState>,
+    query: Result<Query<OpenIdQuery>, QueryRejection>,
+) -> Result<Json<Value>, MatrixError> {
+    let Ok(Query(query)) = query else {
+        return Err(MatrixError::missing_param(
+            "Missing parameter: access_token",
+        ));
+    };
+    let user_id = app.threepids.openid_user(&query.access_token).await?;
+    Ok(Json(json!({ "sub": user_id })))
+}
+
+/// `/_matrix/federation/v1/3pid/onbind`: an identity server telling this server about a
+/// binding (used for pending room invites, which Vestibule does not handle); acknowledged so
+/// the identity server stops retrying.
+async fn on_bind(body: Option<Json<Value>>) -> Json<Value> {
+    if let Some(Json(body)) = body {
+        tracing::debug!(mxid = ?body.get("mxid"), "identity server reported a binding");
+    }
+    Json(json!({}))
+}
+
+fn refuse_if_suspended(requester: &Requester) -> Result<(), MatrixError> {
+    if requester.suspended {
+        Err(crate::accounts::AccountError::Suspended.into())
+    } else {
+        Ok(())
+    }
+}
