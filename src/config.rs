@@ -471,12 +471,14 @@ impl Config {
                 reason: err.to_string(),
             });
         }
-        let offers_terms = registration
-            .flows
-            .iter()
-            .flatten()
-            .any(|s| s == "m.login.terms");
-        if offers_terms && registration.terms.is_empty() {
+        let offers = |stage: &str| registration.flows.iter().flatten().any(|s| s == stage);
+        if offers("m.login.email.identity") && self.email.smtp_host.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "registration.flows",
+                reason: "m.login.email.identity needs an SMTP server (email.smtp_host)".into(),
+            });
+        }
+        if offers("m.login.terms") && registration.terms.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "registration.terms",
                 reason: "a flow has m.login.terms but no policy is configured".into(),

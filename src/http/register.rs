@@ -187,10 +187,10 @@ async fn settle_email(app: &AppState, user_id: &UserId, completed: &Completed, b
     let Some(email) = completed.data.get("m.login.email.identity") else {
         return;
     };
-    if let Some(sid) = email.get("sid").and_then(Value::as_str) {
-        if let Err(err) = app.threepids.forget_session(sid).await {
-            tracing::warn!(error = %err, "could not delete a used verification session");
-        }
+    if let Some(sid) = email.get("sid").and_then(Value::as_str)
+        && let Err(err) = app.threepids.forget_session(sid).await
+    {
+        tracing::warn!(error = %err, "could not delete a used verification session");
     }
     let Some(identity_server) = email.get("identity_server").filter(|_| bind) else {
         return;

@@ -53,10 +53,34 @@ impl TestServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let mut config = test_config(&dir);
         adjust(&mut config);
-        Self::start(config, dir, ManualClock::new(1_700_000_000_000)).await
+        Self::start(config, dir, ManualClock::new(1_700_000_000_000), None).await
     }
 
-    async fn start(config: Config, dir: Arc<TempDir>, clock: ManualClock) -> Self {
+    /// A server whose server name is its own address (`127.0.0.1:PORT`), so that peers which
+    /// resolve server names (an identity server's OpenID lookup) reach it over plain HTTP.
+    pub async fn named_by_address(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut config = test_config(&dir);
+        config.server_name = address.to_string();
+        config.public_baseurl = format!("http://{address}/");
+        adjust(&mut config);
+        Self::start(
+            config,
+            dir,
+            ManualClock::new(1_700_000_000_000),
+            Some(listener),
+        )
+        .await
+    }
+
+    async fn start(
+        config: Config,
+        dir: Arc<TempDir>,
+        clock: ManualClock,
+        listener: Option<TcpListener>,
+    ) -> Self {
         config.validate().expect("test config is valid");
         let store = app::open_store(&config).await.expect("store opens");
         let state = app::build(
@@ -67,7 +91,10 @@ impl TestServer {
             None,
         )
         .expect("state builds");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        };
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -91,7 +118,13 @@ impl TestServer {
     /// Stops this server and starts a new one on the same database, clock and configuration.
     pub async fn restart(mut self) -> Self {
         self.stop().await;
-        Self::start(self.config.clone(), self.dir.clone(), self.clock.clone()).await
+        Self::start(
+            self.config.clone(),
+            self.dir.clone(),
+            self.clock.clone(),
+            None,
+        )
+        .await
     }
 
     async fn stop(&mut self) {

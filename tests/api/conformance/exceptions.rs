@@ -20,6 +20,17 @@ pub struct UndocumentedError {
     pub reason: &'static str,
 }
 
+/// Errors a request about a third-party identifier session or address may get.
+const THREEPID_REQUEST_ERRORS: &[&str] = &[
+    "M_INVALID_PARAM",
+    "M_NO_VALID_SESSION",
+    "M_SESSION_NOT_VALIDATED",
+    "M_SESSION_EXPIRED",
+    "M_THREEPID_IN_USE",
+    "M_THREEPID_MEDIUM_NOT_SUPPORTED",
+    "M_SERVER_NOT_TRUSTED",
+];
+
 /// The error statuses allowed beyond the documented ones. They are consulted before the
 /// documented statuses, so an entry also overrides a documented body (the UIA 401).
 pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
@@ -86,6 +97,91 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
         errcodes: &["M_GUEST_ACCESS_FORBIDDEN"],
         token_endpoints_only: true,
         reason: "guests are refused on endpoints reserved for full accounts",
+    },
+    // The 3PID endpoints document only their success (and UIA) answers, yet a session that is
+    // unknown, expired or not validated, an address in use, an untrusted identity server or a
+    // malformed client secret must be refused: with the codes the spec lists under "Other
+    // error codes" (`M_THREEPID_*`, `M_SERVER_NOT_TRUSTED`) and the identity API's session
+    // errors (`M_NO_VALID_SESSION`, `M_SESSION_NOT_VALIDATED`, `M_SESSION_EXPIRED`).
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/add",
+        status: 400,
+        errcodes: THREEPID_REQUEST_ERRORS,
+        token_endpoints_only: false,
+        reason: "third-party identifier errors of the spec's 'Other error codes'",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/add",
+        status: 403,
+        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
+        token_endpoints_only: false,
+        reason: "the identity server did not vouch for the session, or the address is not allowed",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/bind",
+        status: 400,
+        errcodes: THREEPID_REQUEST_ERRORS,
+        token_endpoints_only: false,
+        reason: "third-party identifier errors of the spec's 'Other error codes'",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/bind",
+        status: 403,
+        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
+        token_endpoints_only: false,
+        reason: "the identity server did not vouch for the session, or the address is not allowed",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/unbind",
+        status: 400,
+        errcodes: THREEPID_REQUEST_ERRORS,
+        token_endpoints_only: false,
+        reason: "third-party identifier errors of the spec's 'Other error codes'",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/unbind",
+        status: 403,
+        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
+        token_endpoints_only: false,
+        reason: "the identity server did not vouch for the session, or the address is not allowed",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/delete",
+        status: 400,
+        errcodes: THREEPID_REQUEST_ERRORS,
+        token_endpoints_only: false,
+        reason: "third-party identifier errors of the spec's 'Other error codes'",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid/delete",
+        status: 403,
+        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
+        token_endpoints_only: false,
+        reason: "the identity server did not vouch for the session, or the address is not allowed",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid",
+        status: 400,
+        errcodes: THREEPID_REQUEST_ERRORS,
+        token_endpoints_only: false,
+        reason: "third-party identifier errors of the spec's 'Other error codes'",
+    },
+    UndocumentedError {
+        method: "POST",
+        template: "/_matrix/client/v3/account/3pid",
+        status: 403,
+        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
+        token_endpoints_only: false,
+        reason: "the identity server did not vouch for the session, or the address is not allowed",
     },
     // With `registration.enabled = false`, `GET /register/available` answers 403 `M_FORBIDDEN`
     // (as Synapse does), the same as `POST /register`. The endpoint documents only 200, 400 and

@@ -1,0 +1,584 @@
+//! Email verification with a real SMTP server: registration with an email, the validation
+//! link and code, password reset by email, adding and removing addresses, login by email, and
+//! the failure paths.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vestibule::{config::Config, email::SmtpTls};
+
+use crate::{
+    peers::{MailSink, ReceivedEmail},
+    support::{TestServer, assert_error},
+};
+
+const REGISTER: &str = "/_matrix/client/v3/register";
+const REGISTER_TOKEN: &str = "/_matrix/client/v3/register/email/requestToken";
+const ADD_TOKEN: &str = "/_matrix/client/v3/account/3pid/email/requestToken";
+const PASSWORD_TOKEN: &str = "/_matrix/client/v3/account/password/email/requestToken";
+
+/// Points the server's mailer at `port` on loopback, in plain SMTP.
+fn use_smtp(config: &mut Config, port: u16) {
+    config.email.smtp_host = "127.0.0.1".into();
+    config.email.smtp_port = port;
+    config.email.tls = SmtpTls::None;
+}
+
+async fn email_server(sink: &MailSink, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let port = sink.port();
+    TestServer::with(move |config| {
+        use_smtp(config, port);
+        adjust(config);
+    })
+    .await
+}
+
+/// The path and query of a link in an email (links use `public_baseurl`, not the test port).
+fn local(link: &str) -> String {
+    let url = url::Url::parse(link).expect("link is a URL");
+    format!("{}?{}", url.path(), url.query().unwrap_or_default())
+}
+
+async fn request_token(
+    server: &TestServer,
+    endpoint: &str,
+    secret: &str,
+    email: &str,
+    attempt: u64,
+) -> (StatusCode, Value) {
+    let body = json!({"client_secret": secret, "email": email, "send_attempt": attempt});
+    server.post(endpoint, None, &body).await
+}
+
+/// Requests a token and follows the link in the email; returns the session ID.
+async fn verify(
+    server: &TestServer,
+    sink: &MailSink,
+    endpoint: &str,
+    secret: &str,
+    email: &str,
+) -> String {
+    let before = sink.messages().len();
+    let (status, body) = request_token(server, endpoint, secret, email, 1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mail = sink.wait_for(before + 1).await.pop().expect("email");
+    follow_link(server, &mail).await;
+    body["sid"].as_str().expect("sid").to_owned()
+}
+
+async fn follow_link(server: &TestServer, mail: &ReceivedEmail) {
+    let link = mail.link_containing("/_vestibule/email/validate");
+    let (status, _) = server.get(&local(&link), None).await;
+    assert_eq!(status, StatusCode::OK, "validation page for {link}");
+}
+
+fn email_auth(sid: &str, secret: &str) -> Value {
+    json!({
+        "type": "m.login.email.identity",
+        "threepid_creds": {"sid": sid, "client_secret": secret},
+    })
+}
+
+/// Registers `username` through an `m.login.email.identity` flow with a verified `email`.
+async fn register_with_email(
+    server: &TestServer,
+    sink: &MailSink,
+    username: &str,
+    email: &str,
+) -> Value {
+    let secret = format!("secret-{username}");
+    let sid = verify(server, sink, REGISTER_TOKEN, &secret, email).await;
+    let body = json!({"username": username, "password": "password123"});
+    let (status, challenge) = server.post(REGISTER, None, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    assert_eq!(
+        challenge["flows"],
+        json!([{"stages": ["m.login.email.identity"]}])
+    );
+    let mut body = body;
+    body["auth"] = email_auth(&sid, &secret);
+    body["auth"]["session"] = challenge["session"].clone();
+    let (status, registered) = server.post(REGISTER, None, &body).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    registered
+}
+
+fn email_flow(config: &mut Config) {
+    config.registration.flows = vec![vec!["m.login.email.identity".into()]];
+}
+
+#[tokio::test]
+async fn registration_with_an_email_then_login_by_email() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    let (status, body) =
+        request_token(&server, REGISTER_TOKEN, "s3cret", "Alice@Example.org", 1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["submit_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/_vestibule/email/submit_token")
+    );
+    let mail = sink.wait_for(1).await.remove(0);
+    assert_eq!(mail.to, "Alice@Example.org");
+    assert!(mail.subject.contains("register"), "{}", mail.subject);
+    assert!(
+        mail.html
+            .as_deref()
+            .is_some_and(|html| html.contains("<a href="))
+    );
+
+    // The session is not usable before the link is followed.
+    let body = json!({"username": "alice", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    let mut early = body.clone();
+    early["auth"] = email_auth(body_sid(&server, &sink).await.as_str(), "s3cret");
+    early["auth"]["session"] = challenge["session"].clone();
+    let (status, refused) = server.post(REGISTER, None, &early).await;
+    assert_eq!(
+        (status, refused["errcode"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("M_UNAUTHORIZED"))
+    );
+
+    follow_link(&server, &mail).await;
+    let (status, registered) = server.post(REGISTER, None, &early).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+
+    let token = registered["access_token"].as_str();
+    let (_, threepids) = server.get("/_matrix/client/v3/account/3pid", token).await;
+    let threepid = &threepids["threepids"][0];
+    assert_eq!(
+        (threepid["medium"].as_str(), threepid["address"].as_str()),
+        (Some("email"), Some("alice@example.org"))
+    );
+    assert!(threepid["validated_at"].as_i64().is_some() && threepid["added_at"].as_i64().is_some());
+
+    for identifier in [
+        json!({"type": "m.id.thirdparty", "medium": "email", "address": "ALICE@example.ORG"}),
+        json!({"type": "m.id.thirdparty", "medium": "email", "address": "alice@example.org"}),
+    ] {
+        let login = json!({"type": "m.login.password", "identifier": identifier, "password": "password123"});
+        let (status, body) = server.post("/_matrix/client/v3/login", None, &login).await;
+        assert_eq!(
+            (status, body["user_id"].clone()),
+            (StatusCode::OK, json!("@alice:localhost"))
+        );
+    }
+    let deprecated = json!({"type": "m.login.password", "medium": "email", "address": "alice@example.org", "password": "password123"});
+    assert_eq!(
+        server
+            .post("/_matrix/client/v3/login", None, &deprecated)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let wrong = json!({"type": "m.login.password", "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "nobody@example.org"}, "password": "password123"});
+    assert_error(
+        &server.post("/_matrix/client/v3/login", None, &wrong).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+
+    // The address is taken now; its session was spent by the registration.
+    let (status, body) =
+        request_token(&server, REGISTER_TOKEN, "other", "alice@EXAMPLE.org", 1).await;
+    assert_eq!(
+        (status, body["errcode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("M_THREEPID_IN_USE"))
+    );
+    let mut reuse = json!({"username": "alice2", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &reuse).await;
+    reuse["auth"] = email_auth(
+        early["auth"]["threepid_creds"]["sid"].as_str().unwrap(),
+        "s3cret",
+    );
+    reuse["auth"]["session"] = challenge["session"].clone();
+    let (status, _) = server.post(REGISTER, None, &reuse).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The session ID a repeated request (same secret, address and attempt) answers with.
+async fn body_sid(server: &TestServer, sink: &MailSink) -> String {
+    let before = sink.messages().len();
+    let (_, body) = request_token(server, REGISTER_TOKEN, "s3cret", "Alice@Example.org", 1).await;
+    assert_eq!(
+        sink.messages().len(),
+        before,
+        "a repeated send_attempt sends nothing"
+    );
+    body["sid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn send_attempt_makes_requests_idempotent() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let (_, first) = request_token(&server, REGISTER_TOKEN, "abc", "bob@example.org", 1).await;
+    let (_, again) = request_token(&server, REGISTER_TOKEN, "abc", "bob@example.org", 1).await;
+    assert_eq!(first["sid"], again["sid"]);
+    assert_eq!(sink.wait_for(1).await.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "the same attempt sent no second email"
+    );
+    let (_, next) = request_token(&server, REGISTER_TOKEN, "abc", "bob@example.org", 2).await;
+    assert_eq!(first["sid"], next["sid"]);
+    let mails = sink.wait_for(2).await;
+    // The newest email's code works on the submit_url.
+    let code = mails[1].word_after("code in your client:");
+    let submit = json!({"sid": first["sid"], "client_secret": "abc", "token": code});
+    let (status, body) = server
+        .post("/_vestibule/email/submit_token", None, &submit)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"success": true})));
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |config| {
+        config.email.allowed_domains = vec!["example.org".into()];
+    })
+    .await;
+    let cases = [
+        (
+            json!({"client_secret": "no spaces allowed", "email": "a@example.org", "send_attempt": 1}),
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+        ),
+        (
+            json!({"client_secret": "ok", "email": "not-an-address", "send_attempt": 1}),
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+        ),
+        (
+            json!({"client_secret": "ok", "email": "a@example.org", "send_attempt": 1, "next_link": "javascript:alert(1)"}),
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+        ),
+        (
+            json!({"client_secret": "ok", "email": "a@elsewhere.net", "send_attempt": 1}),
+            StatusCode::FORBIDDEN,
+            "M_THREEPID_DENIED",
+        ),
+        (
+            json!({"client_secret": "ok", "email": "a@example.org"}),
+            StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+        ),
+    ];
+    for (body, status, errcode) in cases {
+        assert_error(
+            &server.post(REGISTER_TOKEN, None, &body).await,
+            status,
+            errcode,
+        );
+    }
+    assert_error(
+        &request_token(&server, PASSWORD_TOKEN, "ok", "nobody@example.org", 1).await,
+        StatusCode::BAD_REQUEST,
+        "M_THREEPID_NOT_FOUND",
+    );
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn codes_are_checked_and_expire() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let (_, body) = request_token(&server, ADD_TOKEN, "sec", "carol@example.org", 1).await;
+    let sid = body["sid"].as_str().unwrap();
+    let code = sink.wait_for(1).await[0].word_after("code in your client:");
+    let submit =
+        |secret: &str, token: &str| json!({"sid": sid, "client_secret": secret, "token": token});
+    let url = "/_vestibule/email/submit_token";
+    assert_error(
+        &server.post(url, None, &submit("other", &code)).await,
+        StatusCode::BAD_REQUEST,
+        "M_NO_VALID_SESSION",
+    );
+    for _ in 0..5 {
+        assert_error(
+            &server.post(url, None, &submit("sec", "WRONG")).await,
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+        );
+    }
+    assert_error(
+        &server.post(url, None, &submit("sec", &code)).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+
+    let (_, body) = request_token(&server, ADD_TOKEN, "sec2", "carol@example.org", 1).await;
+    let code = sink.wait_for(2).await[1].word_after("code in your client:");
+    server.clock.advance(24 * 3600 * 1000 + 1);
+    let expired = json!({"sid": body["sid"], "client_secret": "sec2", "token": code});
+    assert_error(
+        &server.post(url, None, &expired).await,
+        StatusCode::BAD_REQUEST,
+        "M_SESSION_EXPIRED",
+    );
+    let mail = &sink.messages()[1];
+    let (status, page) = server
+        .get(&local(&mail.link_containing("validate")), None)
+        .await;
+    assert_eq!((status, page), (StatusCode::BAD_REQUEST, Value::Null));
+}
+
+#[tokio::test]
+async fn the_validation_link_redirects_to_next_link() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let body = json!({"client_secret": "n", "email": "dan@example.org", "send_attempt": 1, "next_link": "https://client.example.org/done"});
+    let (status, _) = server.post(ADD_TOKEN, None, &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let link = sink.wait_for(1).await[0].link_containing("validate");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}{}", server.base, local(&link)))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection());
+    assert_eq!(
+        response.headers()["location"],
+        "https://client.example.org/done"
+    );
+}
+
+#[tokio::test]
+async fn password_reset_by_email_logs_out_every_device() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    let registered = register_with_email(&server, &sink, "erin", "erin@example.org").await;
+    let other = server.login("erin", "password123").await;
+
+    let sid = verify(&server, &sink, PASSWORD_TOKEN, "reset", "ERIN@example.org").await;
+    assert!(sink.messages().last().unwrap().subject.contains("Reset"));
+    let body = json!({"new_password": "new-password-456"});
+    let (status, challenge) = server
+        .post("/_matrix/client/v3/account/password", None, &body)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    assert_eq!(
+        challenge["flows"],
+        json!([{"stages": ["m.login.email.identity"]}])
+    );
+    let mut body = body;
+    body["auth"] = email_auth(&sid, "reset");
+    body["auth"]["session"] = challenge["session"].clone();
+    let (status, done) = server
+        .post("/_matrix/client/v3/account/password", None, &body)
+        .await;
+    assert_eq!((status, done), (StatusCode::OK, json!({})));
+
+    for session in [&registered, &other] {
+        let response = server
+            .get(
+                "/_matrix/client/v3/account/whoami",
+                session["access_token"].as_str(),
+            )
+            .await;
+        assert_error(&response, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
+    }
+    server.login("erin", "new-password-456").await;
+    let old = json!({"type": "m.login.password", "user": "erin", "password": "password123"});
+    assert_error(
+        &server.post("/_matrix/client/v3/login", None, &old).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    // The session is spent.
+    let (_, challenge) = server
+        .post(
+            "/_matrix/client/v3/account/password",
+            None,
+            &json!({"new_password": "third-password-789"}),
+        )
+        .await;
+    let mut again = json!({"new_password": "third-password-789"});
+    again["auth"] = email_auth(&sid, "reset");
+    again["auth"]["session"] = challenge["session"].clone();
+    assert_eq!(
+        server
+            .post("/_matrix/client/v3/account/password", None, &again)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn hidden_address_existence_answers_alike_and_sends_nothing() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |config| config.email.hide_address_existence = true).await;
+    let (status, body) = request_token(&server, PASSWORD_TOKEN, "h", "ghost@example.org", 1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["sid"].is_string());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn adding_and_removing_an_address() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let frank = server.register("frank", "password123").await;
+    let token = frank["access_token"].as_str();
+    let (_, capabilities) = server.get("/_matrix/client/v3/capabilities", token).await;
+    assert_eq!(
+        capabilities["capabilities"]["m.3pid_changes"]["enabled"],
+        true
+    );
+
+    let sid = verify(&server, &sink, ADD_TOKEN, "add", "frank@example.org").await;
+    let add = json!({"client_secret": "add", "sid": sid});
+    let (status, challenge) = server
+        .post("/_matrix/client/v3/account/3pid/add", token, &add)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    let mut add = add;
+    add["auth"] = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "frank"}, "password": "password123", "session": challenge["session"]});
+    let (status, body) = server
+        .post("/_matrix/client/v3/account/3pid/add", token, &add)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (_, listed) = server.get("/_matrix/client/r0/account/3pid", token).await;
+    assert_eq!(listed["threepids"][0]["address"], "frank@example.org");
+
+    // Somebody else cannot register or add it.
+    let (status, body) = request_token(&server, ADD_TOKEN, "x", "frank@example.org", 1).await;
+    assert_eq!(
+        (status, body["errcode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("M_THREEPID_IN_USE"))
+    );
+
+    let delete = json!({"medium": "email", "address": "Frank@Example.org"});
+    let (status, body) = server
+        .post("/_matrix/client/v3/account/3pid/delete", token, &delete)
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"id_server_unbind_result": "success"})
+        )
+    );
+    let (_, listed) = server.get("/_matrix/client/v3/account/3pid", token).await;
+    assert_eq!(listed["threepids"], json!([]));
+}
+
+#[tokio::test]
+async fn adding_needs_a_validated_session_of_the_right_kind() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let gina = server.register("gina", "password123").await;
+    let token = gina["access_token"].as_str();
+    let (_, body) = request_token(&server, ADD_TOKEN, "g", "gina@example.org", 1).await;
+    sink.wait_for(1).await;
+    let add = |sid: &Value, secret: &str| json!({"client_secret": secret, "sid": sid});
+    let with_auth = |mut body: Value, session: &Value| {
+        body["auth"] = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "gina"}, "password": "password123", "session": session});
+        body
+    };
+    let (_, challenge) = server
+        .post(
+            "/_matrix/client/v3/account/3pid/add",
+            token,
+            &add(&body["sid"], "g"),
+        )
+        .await;
+    let response = server
+        .post(
+            "/_matrix/client/v3/account/3pid/add",
+            token,
+            &with_auth(add(&body["sid"], "g"), &challenge["session"]),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::BAD_REQUEST,
+        "M_SESSION_NOT_VALIDATED",
+    );
+    let response = server
+        .post(
+            "/_matrix/client/v3/account/3pid/add",
+            token,
+            &add(&body["sid"], "bad secret"),
+        )
+        .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_is_down_fails_the_request_and_keeps_nothing() {
+    // A port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::with(|config| {
+        use_smtp(config, port);
+        config.email.send_attempts = 2;
+    })
+    .await;
+    let response = request_token(&server, REGISTER_TOKEN, "down", "hal@example.org", 1).await;
+    assert_error(&response, StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN");
+
+    // The failed attempt was not recorded: the same attempt sends once the server is up.
+    let sink = MailSink::start_on(port);
+    let (status, _) = request_token(&server, REGISTER_TOKEN, "down", "hal@example.org", 1).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sink.wait_for(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_mailer_email_features_are_refused_clearly() {
+    let server = TestServer::spawn().await;
+    let response = request_token(&server, REGISTER_TOKEN, "n", "ivy@example.org", 1).await;
+    assert_error(&response, StatusCode::FORBIDDEN, "M_THREEPID_DENIED");
+    let ivy = server.register("ivy", "password123").await;
+    let (_, capabilities) = server
+        .get(
+            "/_matrix/client/v3/capabilities",
+            ivy["access_token"].as_str(),
+        )
+        .await;
+    assert_eq!(
+        capabilities["capabilities"]["m.3pid_changes"]["enabled"],
+        false
+    );
+    let mut config = Config::default();
+    email_flow(&mut config);
+    let error = config.validate().expect_err("email flow without SMTP");
+    assert!(error.to_string().contains("email.smtp_host"), "{error}");
+}
+
+#[tokio::test]
+async fn operators_can_replace_the_templates() {
+    let sink = MailSink::start();
+    let templates = tempfile::TempDir::new().unwrap();
+    std::fs::write(
+        templates.path().join("verification.txt"),
+        "Welcome to {{ server_name }}! Code: {{ code }} Link: {{ link }}",
+    )
+    .unwrap();
+    let dir = templates.path().display().to_string();
+    let server = email_server(&sink, move |config| config.email.template_dir = dir).await;
+    let (status, _) = request_token(&server, REGISTER_TOKEN, "t", "jo@example.org", 1).await;
+    assert_eq!(status, StatusCode::OK);
+    let mail = sink.wait_for(1).await.remove(0);
+    assert!(
+        mail.text.starts_with("Welcome to localhost! Code: "),
+        "{}",
+        mail.text
+    );
+    follow_link(&server, &mail).await;
+}
