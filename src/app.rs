@@ -19,7 +19,7 @@ use crate::{
     threepids::{ThreepidSettings, Threepids},
     uia::{
         Uia,
-        stages::{Dummy, EmailIdentity, Password, RegistrationToken, Stage, Terms},
+        stages::{Dummy, EmailIdentity, Password, Recaptcha, RegistrationToken, Stage, Terms},
     },
 };
 
@@ -128,6 +128,7 @@ pub fn build(
         Box::new(Password::new(accounts.clone(), limiter.clone())),
         Box::new(RegistrationToken::new(registration_tokens.clone())),
         Box::new(Terms::new(config.registration.terms.clone())),
+        Box::new(Recaptcha::new(config.registration.recaptcha.clone())),
     ];
     let session_lifetime_ms =
         i64::try_from(config.uia.session_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);

@@ -74,6 +74,31 @@ pub struct RegistrationConfig {
     pub exclusive_user_namespaces: Vec<String>,
     /// Policies a registration must accept when a flow has `m.login.terms`, by policy name.
     pub terms: BTreeMap<String, TermsPolicy>,
+    /// The reCAPTCHA service the `m.login.recaptcha` stage checks answers with.
+    pub recaptcha: RecaptchaConfig,
+}
+
+/// The `m.login.recaptcha` stage's service (Google reCAPTCHA or a compatible one, such as
+/// hCaptcha's `siteverify`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecaptchaConfig {
+    /// The site key, shown to clients in the stage's `params`.
+    pub public_key: String,
+    /// The secret key, sent to the verification service.
+    pub private_key: String,
+    /// The verification endpoint (form POST of `secret` and `response`, JSON `success`).
+    pub verify_url: String,
+}
+
+impl Default for RecaptchaConfig {
+    fn default() -> Self {
+        Self {
+            public_key: String::new(),
+            private_key: String::new(),
+            verify_url: "https://www.google.com/recaptcha/api/siteverify".into(),
+        }
+    }
 }
 
 /// One policy document shown by the `m.login.terms` stage.
@@ -243,6 +268,7 @@ impl Default for RegistrationConfig {
             allow_unverified_on_public_address: false,
             exclusive_user_namespaces: Vec::new(),
             terms: BTreeMap::new(),
+            recaptcha: RecaptchaConfig::default(),
         }
     }
 }
@@ -322,6 +348,7 @@ pub const KNOWN_STAGES: &[&str] = &[
     "m.login.dummy",
     "m.login.email.identity",
     "m.login.password",
+    "m.login.recaptcha",
     "m.login.registration_token",
     "m.login.terms",
 ];
@@ -476,6 +503,17 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "registration.flows",
                 reason: "m.login.email.identity needs an SMTP server (email.smtp_host)".into(),
+            });
+        }
+        let recaptcha = &registration.recaptcha;
+        if offers("m.login.recaptcha")
+            && (recaptcha.public_key.is_empty()
+                || recaptcha.private_key.is_empty()
+                || url::Url::parse(&recaptcha.verify_url).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                key: "registration.recaptcha",
+                reason: "m.login.recaptcha needs public_key, private_key and a verify_url".into(),
             });
         }
         if offers("m.login.terms") && registration.terms.is_empty() {

@@ -7,6 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 use crate::store::StoreError;
 
@@ -18,7 +19,7 @@ pub enum MatrixError {
         /// HTTP status.
         status: StatusCode,
         /// The Matrix `errcode`, e.g. `M_FORBIDDEN`.
-        errcode: &'static str,
+        errcode: Cow<'static, str>,
         /// Human-readable explanation.
         message: String,
         /// Extra top-level fields (`soft_logout`, `retry_after_ms`, …).
@@ -32,10 +33,14 @@ pub enum MatrixError {
 
 impl MatrixError {
     /// A standard error with the given status, code and message.
-    pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        errcode: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::Standard {
             status,
-            errcode,
+            errcode: errcode.into(),
             message: message.into(),
             extra: Map::new(),
         }
@@ -111,7 +116,7 @@ impl IntoResponse for MatrixError {
                 extra,
             } => {
                 let mut body = Map::new();
-                body.insert("errcode".into(), errcode.into());
+                body.insert("errcode".into(), Value::String(errcode.into_owned()));
                 body.insert("error".into(), message.into());
                 let retry_after = extra.get("retry_after_ms").and_then(Value::as_u64);
                 body.extend(extra);

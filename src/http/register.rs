@@ -183,7 +183,7 @@ pub async fn register_user(
 /// After a registration with a proven email: the homeserver's verification session is spent,
 /// and an address proven through an identity server is bound there when asked. The account
 /// exists by now, so a failure here is logged rather than failing the registration.
-async fn settle_email(app: &AppState, user_id: &UserId, completed: &Completed, bind: bool) {
+pub async fn settle_email(app: &AppState, user_id: &UserId, completed: &Completed, bind: bool) {
     let Some(email) = completed.data.get("m.login.email.identity") else {
         return;
     };
@@ -215,7 +215,7 @@ async fn settle_email(app: &AppState, user_id: &UserId, completed: &Completed, b
 /// Creates the account once UIA is complete. The name is checked again: it may have been
 /// taken while the client completed UIA (the store's unique constraint decides any race that
 /// remains).
-async fn create_account(
+pub async fn create_account(
     app: &AppState,
     username: Option<&str>,
     password: SecretString,
@@ -266,7 +266,7 @@ async fn guest_to_upgrade(
 
 /// What the completed UIA stages recorded for the new account: the policy versions shown by
 /// `m.login.terms` and the token reserved by `m.login.registration_token`.
-fn registration_extras(completed: &Completed) -> RegistrationExtras {
+pub fn registration_extras(completed: &Completed) -> RegistrationExtras {
     let accepted_terms = completed
         .data
         .get("m.login.terms")

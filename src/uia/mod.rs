@@ -59,6 +59,19 @@ impl Action {
     }
 }
 
+/// Where a session stands after [`Uia::advance`].
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The session ID handed to the client.
+    pub session_id: String,
+    /// SHA-256 (hex) of the session ID.
+    pub session_hash: String,
+    /// The stages completed so far, in order.
+    pub completed: Vec<String>,
+    /// What the stages (and [`Uia::remember`]) recorded.
+    pub data: Map<String, Value>,
+}
+
 /// The request being authorised.
 pub struct Operation<'a> {
     /// What the request does.
@@ -129,6 +142,30 @@ impl Uia {
     /// Runs one round of UIA for `operation`: starts a session, attempts the stage in `auth`,
     /// and returns [`Completed`] once a flow is satisfied, or else the 401 challenge.
     pub async fn authenticate(&self, operation: Operation<'_>) -> Result<Completed, MatrixError> {
+        let progress = self.advance(&operation).await?;
+        if !flows::is_satisfied(operation.flows, &progress.completed) {
+            return Err(self.challenge(
+                operation.flows,
+                &progress.session_id,
+                &progress.completed,
+                None,
+            ));
+        }
+        if !self.store.take_uia_session(&progress.session_hash).await? {
+            return Err(unknown_session());
+        }
+        Ok(Completed {
+            stages: progress.completed,
+            session_hash: progress.session_hash,
+            data: progress.data,
+        })
+    }
+
+    /// One step of a flow that spans several requests without consuming the session (the
+    /// seeds' v1 registration, whose last step is not a UIA stage): starts or loads the
+    /// session, attempts the stage in `auth` if there is one, and reports where the session
+    /// stands. A failed stage is the 401 challenge with its error.
+    pub async fn advance(&self, operation: &Operation<'_>) -> Result<Progress, MatrixError> {
         let auth = match operation.request.body.get("auth") {
             None | Some(Value::Null) => None,
             Some(Value::Object(auth)) => Some(auth),
@@ -199,17 +236,28 @@ impl Uia {
                 }
             }
         }
-        if !flows::is_satisfied(operation.flows, &completed) {
-            return Err(self.challenge(operation.flows, &session_id, &completed, None));
-        }
-        if !self.store.take_uia_session(&session.session_hash).await? {
-            return Err(unknown_session());
-        }
-        Ok(Completed {
-            stages: completed,
+        Ok(Progress {
+            session_id,
             session_hash: session.session_hash,
+            completed,
             data,
         })
+    }
+
+    /// Stores `value` under `key` in the session's data, for the operation's own use (for
+    /// example the user a legacy flow chose, which later steps may not change).
+    pub async fn remember(
+        &self,
+        progress: &Progress,
+        key: &str,
+        value: Value,
+    ) -> Result<(), MatrixError> {
+        let mut data = progress.data.clone();
+        data.insert(key.to_owned(), value);
+        self.store
+            .update_uia_data(&progress.session_hash, &Value::Object(data).to_string())
+            .await?;
+        Ok(())
     }
 
     async fn start_session(

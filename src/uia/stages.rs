@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::{Action, flows::StageFailure};
 use crate::{
     accounts::{AccountError, Accounts, registration_tokens::RegistrationTokens},
-    config::TermsPolicy,
+    config::{RecaptchaConfig, TermsPolicy},
     email::EmailPurpose,
     identity::SessionCredentials,
     ratelimit::{Limit, RateLimitError, RateLimiter},
@@ -337,4 +337,67 @@ fn email_failure(err: &ThreepidError) -> StageFailure {
         _ => "M_UNKNOWN",
     };
     failure(errcode, err.to_string())
+}
+
+/// `m.login.recaptcha`: the client solved a CAPTCHA; its `response` is checked with the
+/// configured verification service (reCAPTCHA's `siteverify` protocol). The seeds' v1 clients
+/// also send a `challenge`, which the current protocol no longer uses.
+pub struct Recaptcha {
+    config: RecaptchaConfig,
+    http: reqwest::Client,
+}
+
+impl Recaptcha {
+    /// The stage checking answers with the service in `config`.
+    pub fn new(config: RecaptchaConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self { config, http }
+    }
+}
+
+#[async_trait]
+impl Stage for Recaptcha {
+    fn kind(&self) -> &'static str {
+        "m.login.recaptcha"
+    }
+
+    fn params(&self) -> Option<Value> {
+        Some(json!({ "public_key": self.config.public_key }))
+    }
+
+    async fn attempt(&self, _: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome {
+        let Some(response) = string_field(auth, "response") else {
+            return Err(failure("M_CAPTCHA_NEEDED", "Missing parameter: response"));
+        };
+        let verdict = self
+            .http
+            .post(&self.config.verify_url)
+            .form(&[
+                ("secret", self.config.private_key.as_str()),
+                ("response", response),
+            ])
+            .send()
+            .await;
+        let success = match verdict {
+            Ok(answer) => answer
+                .json::<Value>()
+                .await
+                .is_ok_and(|body| body["success"] == Value::Bool(true)),
+            Err(err) => {
+                tracing::error!(error = %err, "the CAPTCHA service could not be reached");
+                return Err(failure(
+                    "M_UNKNOWN",
+                    "The CAPTCHA could not be checked; try again",
+                ));
+            }
+        };
+        if success {
+            Ok(None)
+        } else {
+            Err(failure("M_CAPTCHA_INVALID", "The CAPTCHA answer is wrong"))
+        }
+    }
 }

@@ -12,6 +12,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod v1_register;
+
 use super::{
     account::{PasswordChange, change_password_after_uia, reset_password_by_email},
     auth::{ClientIp, MaybeAuthenticated},
@@ -20,11 +22,10 @@ use super::{
     threepid,
 };
 use crate::{
-    accounts::{AccountError, DeviceRequest, IssuedSession, Registration},
+    accounts::{AccountError, DeviceRequest, IssuedSession},
     app::AppState,
     error::MatrixError,
     ratelimit::Limit,
-    store::RegistrationExtras,
     uia::BoundRequest,
 };
 
@@ -41,7 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{V1}/login"), get(v1_login_flows).post(v1_login))
         .route(
             &format!("{V1}/register"),
-            get(v1_register_flows).post(v1_register),
+            get(v1_register::flows).post(v1_register::submit),
         )
         .route(&format!("{V2_ALPHA}/register"), post(v2_register))
         .route(&format!("{V2_ALPHA}/tokenrefresh"), post(v2_token_refresh))
@@ -113,66 +114,6 @@ async fn v1_login(
         .accounts
         .login_with_password(&user, SecretString::from(password), device)
         .await?;
-    Ok(v1_session(&app, &user_id, session))
-}
-
-/// Whether some configured registration flow needs no verification: the only kind the v1
-/// API, whose last stage is always `m.login.password`, can complete today.
-fn v1_can_register(app: &AppState) -> bool {
-    app.config
-        .registration
-        .flows
-        .iter()
-        .any(|flow| flow.iter().all(|stage| stage == "m.login.dummy"))
-}
-
-/// `GET /api/v1/register`: the registration flows, each ending with `m.login.password`.
-async fn v1_register_flows(State(app): State<AppState>) -> Json<Value> {
-    let flows: Vec<Value> = if app.config.registration.enabled && v1_can_register(&app) {
-        vec![json!({ "type": PASSWORD })]
-    } else {
-        vec![]
-    };
-    Json(json!({ "flows": flows }))
-}
-
-/// `POST /api/v1/register` with `m.login.password`: `user` (optional desired localpart) and
-/// `password`; returns `user_id`, `access_token`, `home_server`.
-async fn v1_register(
-    State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
-    JsonBody { body, .. }: JsonBody<V1Submission>,
-) -> Result<Json<Value>, MatrixError> {
-    let (user, password) = body.password_keys()?;
-    if !app.config.registration.enabled {
-        return Err(MatrixError::forbidden("Registration has been disabled"));
-    }
-    if !v1_can_register(&app) {
-        return Err(MatrixError::forbidden(
-            "This server's registration flows need the current API",
-        ));
-    }
-    app.limiter
-        .take(Limit::RegisterPerIp, ip.as_deref())
-        .await?;
-    let user_id = app.accounts.check_new_user_id(user.as_deref()).await?;
-    let password = SecretString::from(password);
-    let login = Some(DeviceRequest {
-        ip,
-        ..DeviceRequest::default()
-    });
-    let registration = Registration {
-        user_id: user_id.clone(),
-        password: Some(password),
-        is_guest: false,
-        login,
-        extras: RegistrationExtras::default(),
-    };
-    let session = app
-        .accounts
-        .register(registration)
-        .await?
-        .ok_or_else(|| MatrixError::internal("no session"))?;
     Ok(v1_session(&app, &user_id, session))
 }
 
