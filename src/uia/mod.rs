@@ -178,10 +178,10 @@ impl Uia {
         };
         let (session_id, session) = match session_id {
             Some(session_id) => {
-                let session = self.load_session(&session_id, &operation).await?;
+                let session = self.load_session(&session_id, operation).await?;
                 (session_id, session)
             }
-            None => self.start_session(&operation).await?,
+            None => self.start_session(operation).await?,
         };
         let mut completed = session.completed;
         let mut data: Map<String, Value> = serde_json::from_str(&session.data).unwrap_or_default();
