@@ -499,10 +499,15 @@ impl Config {
             });
         }
         let offers = |stage: &str| registration.flows.iter().flatten().any(|s| s == stage);
-        if offers("m.login.email.identity") && self.email.smtp_host.is_empty() {
+        if offers("m.login.email.identity")
+            && self.email.smtp_host.is_empty()
+            && self.identity.trusted_servers.is_empty()
+        {
             return Err(ConfigError::Invalid {
                 key: "registration.flows",
-                reason: "m.login.email.identity needs an SMTP server (email.smtp_host)".into(),
+                reason: "m.login.email.identity needs an SMTP server (email.smtp_host) or a \
+                         trusted identity server (identity.trusted_servers)"
+                    .into(),
             });
         }
         let recaptcha = &registration.recaptcha;

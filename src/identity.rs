@@ -109,6 +109,11 @@ impl IdentityClient {
             .ok_or_else(|| IdentityError::NotTrusted(id_server.to_owned()))
     }
 
+    /// Whether any identity server is trusted.
+    pub fn has_trusted_servers(&self) -> bool {
+        !self.trusted.is_empty()
+    }
+
     /// Whether `id_server` is trusted.
     pub fn is_trusted(&self, id_server: &str) -> bool {
         self.server(id_server).is_ok()

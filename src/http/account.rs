@@ -108,13 +108,13 @@ pub async fn reset_password_by_email(
     logout_devices: bool,
     bound: BoundRequest<'_>,
 ) -> Result<(), MatrixError> {
-    if !app.threepids.sends_email() {
-        // No reset by email here: the request simply lacks the access token it needs.
+    if !app.threepids.sends_email() && !app.threepids.identity().has_trusted_servers() {
+        // No way to prove an address here: the request simply lacks the access token it needs.
         return Err(MatrixError::new(
             StatusCode::UNAUTHORIZED,
             "M_MISSING_TOKEN",
-            "Missing access token (this server does not send email, so a forgotten password \
-             cannot be reset by email)",
+            "Missing access token (this server neither sends email nor trusts an identity \
+             server, so a forgotten password cannot be reset by email)",
         ));
     }
     let completed = app

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// The `tests/peers` directory.
@@ -211,5 +212,127 @@ impl Sydent {
     /// Its base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer.port)
+    }
+}
+
+/// A client of the identity server: what a Matrix client does there itself.
+pub struct SydentClient<'a> {
+    sydent: &'a Sydent,
+    sink: &'a MailSink,
+    http: reqwest::Client,
+    /// The identity access token, once registered through OpenID (v2 API).
+    pub token: Option<String>,
+}
+
+impl<'a> SydentClient<'a> {
+    /// A client of `sydent`, reading its emails from `sink`.
+    pub fn new(sydent: &'a Sydent, sink: &'a MailSink) -> Self {
+        Self {
+            sydent,
+            sink,
+            http: reqwest::Client::new(),
+            token: None,
+        }
+    }
+
+    /// `POST path` with a JSON body (and the identity access token once registered).
+    pub async fn post(&self, path: &str, body: &Value) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.sydent.url()))
+            .json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("sydent answers");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("JSON")
+    }
+
+    /// Validates `email` at the identity server (v2 when registered, else v1); returns the sid.
+    pub async fn validate(&self, email: &str, secret: &str) -> String {
+        let api = if self.token.is_some() { "v2" } else { "api/v1" };
+        let before = self.sink.messages().len();
+        let body = json!({"client_secret": secret, "email": email, "send_attempt": 1});
+        let started = self
+            .post(
+                &format!("/_matrix/identity/{api}/validate/email/requestToken"),
+                &body,
+            )
+            .await;
+        let sid = started["sid"].as_str().expect("sid").to_owned();
+        let mail = self.sink.wait_for(before + 1).await.pop().expect("email");
+        let token = mail.word_after("the code is");
+        let submit = json!({"sid": sid, "client_secret": secret, "token": token});
+        let done = self
+            .post(
+                &format!("/_matrix/identity/{api}/validate/email/submitToken"),
+                &submit,
+            )
+            .await;
+        assert_eq!(done["success"], true, "{done}");
+        sid
+    }
+
+    /// The Matrix ID the identity server associates with `email`, if any (v1 lookup).
+    pub async fn lookup(&self, email: &str) -> Option<String> {
+        let url = format!("{}/_matrix/identity/api/v1/lookup", self.sydent.url());
+        let body: Value = self
+            .http
+            .get(url)
+            .query(&[("medium", "email"), ("address", email)])
+            .send()
+            .await
+            .expect("lookup")
+            .json()
+            .await
+            .expect("JSON");
+        body["mxid"].as_str().map(str::to_owned)
+    }
+}
+
+/// A stand-in for reCAPTCHA's `siteverify` (the real service cannot run here): accepts the
+/// answer `good` for the secret `captcha-secret`.
+pub struct CaptchaVerifier {
+    /// The verification URL.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CaptchaVerifier {
+    /// The secret key the verifier expects.
+    pub const SECRET: &str = "captcha-secret";
+
+    /// Starts the verifier on a free loopback port.
+    pub async fn start() -> Self {
+        use axum::{Form, Json, Router, routing::post};
+        use std::collections::HashMap;
+        async fn verify(Form(form): Form<HashMap<String, String>>) -> Json<Value> {
+            let success = form.get("secret").map(String::as_str) == Some(CaptchaVerifier::SECRET)
+                && form.get("response").map(String::as_str) == Some("good");
+            Json(json!({ "success": success }))
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/siteverify",
+            listener.local_addr().expect("address")
+        );
+        let app = Router::new().route("/siteverify", post(verify));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("verifier runs");
+        });
+        Self { url, task }
+    }
+}
+
+impl Drop for CaptchaVerifier {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -1,0 +1,137 @@
+//! Seed 004, the account administrative contact document (`/account/3pid` on the
+//! `%CLIENT_MAJOR_VERSION%` prefix, r0): `GET` lists the addresses the homeserver associates
+//! with the account; `POST` with `three_pid_creds` (`id_server`, `sid`, `client_secret`) and
+//! `bind` adds one the identity server validated, or answers 403 `M_THREEPID_AUTH_FAILED`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    identity::server_trusting,
+    peers::{MailSink, Sydent, SydentClient},
+    support::assert_error,
+};
+
+const R0_3PID: &str = "/_matrix/client/r0/account/3pid";
+
+#[tokio::test]
+async fn three_pid_creds_add_and_bind_then_deactivation_unbinds() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let alice = server.register("alice", "password123").await;
+    let token = alice["access_token"].as_str();
+    let user_id = alice["user_id"].as_str().unwrap().to_owned();
+    let (status, listed) = server.get(R0_3PID, token).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!({"threepids": []})));
+
+    // The seed's example secret ("d0n'tT3ll") breaks the current grammar: refused before the
+    // identity server is asked.
+    let body = json!({
+        "three_pid_creds": {"id_server": sydent.name(), "sid": "abc123987", "client_secret": "d0n'tT3ll"},
+        "bind": false,
+    });
+    assert_error(
+        &server.post(R0_3PID, token, &body).await,
+        StatusCode::BAD_REQUEST,
+        "M_INVALID_PARAM",
+    );
+
+    let sid = identity.validate("monkey@banana.island", "d0ntT3ll").await;
+    let body = json!({
+        "three_pid_creds": {"id_server": sydent.name(), "sid": sid, "client_secret": "d0ntT3ll"},
+        "bind": true,
+    });
+    let (status, added) = server.post(R0_3PID, token, &body).await;
+    assert_eq!((status, added), (StatusCode::OK, json!({})));
+    let (_, listed) = server.get(R0_3PID, token).await;
+    assert_eq!(listed["threepids"][0]["medium"], "email");
+    assert_eq!(listed["threepids"][0]["address"], "monkey@banana.island");
+    assert_eq!(
+        identity.lookup("monkey@banana.island").await.as_deref(),
+        Some(user_id.as_str())
+    );
+
+    // `bind` defaults to false.
+    let sid = identity.validate("second@banana.island", "s3cond").await;
+    let body = json!({"three_pid_creds": {"id_server": sydent.name(), "sid": sid, "client_secret": "s3cond"}});
+    assert_eq!(server.post(R0_3PID, token, &body).await.0, StatusCode::OK);
+    assert_eq!(identity.lookup("second@banana.island").await, None);
+
+    let (_, challenge) = server
+        .post("/_matrix/client/v3/account/deactivate", token, &json!({}))
+        .await;
+    let body = json!({"auth": {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "alice"},
+        "password": "password123",
+        "session": challenge["session"],
+    }});
+    let (status, done) = server
+        .post("/_matrix/client/v3/account/deactivate", token, &body)
+        .await;
+    assert_eq!(
+        (status, done),
+        (
+            StatusCode::OK,
+            json!({"id_server_unbind_result": "success"})
+        )
+    );
+    assert_eq!(identity.lookup("monkey@banana.island").await, None);
+}
+
+#[tokio::test]
+async fn credentials_the_identity_server_does_not_vouch_for_are_refused() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let bob = server.register("bob", "password123").await;
+    let token = bob["access_token"].as_str();
+    let add = |id_server: String, sid: &str| json!({"three_pid_creds": {"id_server": id_server, "sid": sid, "client_secret": "bob-secret"}});
+    // A session the identity server has not validated, and one it does not know.
+    let started = identity
+        .post(
+            "/_matrix/identity/api/v1/validate/email/requestToken",
+            &json!({"client_secret": "bob-secret", "email": "bob@example.org", "send_attempt": 1}),
+        )
+        .await;
+    let sid = started["sid"].as_str().unwrap();
+    assert_error(
+        &server.post(R0_3PID, token, &add(sydent.name(), sid)).await,
+        StatusCode::FORBIDDEN,
+        "M_THREEPID_AUTH_FAILED",
+    );
+    assert_error(
+        &server
+            .post(R0_3PID, token, &add(sydent.name(), "no-such-sid"))
+            .await,
+        StatusCode::FORBIDDEN,
+        "M_THREEPID_AUTH_FAILED",
+    );
+    // The seed's example names matrix.org, which this server does not trust (the current
+    // spec's M_SERVER_NOT_TRUSTED); it is never contacted.
+    assert_error(
+        &server
+            .post(R0_3PID, token, &add("matrix.org".into(), sid))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "M_SERVER_NOT_TRUSTED",
+    );
+    assert_error(
+        &server.post(R0_3PID, token, &json!({"bind": true})).await,
+        StatusCode::BAD_REQUEST,
+        "M_MISSING_PARAM",
+    );
+    // An identity server that is down.
+    let name = sydent.name();
+    drop(sydent);
+    assert_error(
+        &server.post(R0_3PID, token, &add(name, sid)).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "M_UNKNOWN",
+    );
+    let (_, listed) = server.get(R0_3PID, token).await;
+    assert_eq!(listed["threepids"], json!([]));
+}
