@@ -635,6 +635,10 @@ mod tests {
     fn example_file_is_the_default_config() {
         let parsed: Config = toml::from_str(&Config::example_toml()).expect("example parses");
         assert_eq!(parsed, Config::default());
+        // Every key is written out, not just left to its default.
+        let written: toml::Table = toml::from_str(&Config::example_toml()).expect("TOML");
+        let defaults = toml::Table::try_from(Config::default()).expect("serializes");
+        assert_eq!(written, defaults);
     }
 
     #[test]

@@ -64,6 +64,18 @@ pub fn routes() -> Router<AppState> {
                 post(password_email_token),
             )
             .route(
+                &path("register/msisdn/requestToken"),
+                post(phone_numbers_unsupported),
+            )
+            .route(
+                &path("account/3pid/msisdn/requestToken"),
+                post(phone_numbers_unsupported),
+            )
+            .route(
+                &path("account/password/msisdn/requestToken"),
+                post(phone_numbers_unsupported),
+            )
+            .route(
                 &path("account/3pid"),
                 get(list_threepids).post(add_via_identity_server),
             )
@@ -140,6 +152,18 @@ async fn password_email_token(
     JsonBody { body, .. }: JsonBody<EmailTokenBody>,
 ) -> Result<Json<Value>, MatrixError> {
     request_email_token(&app, ip.as_deref(), body, EmailPurpose::Password).await
+}
+
+/// The `msisdn` `requestToken` endpoints: this server sends no SMS, and phone numbers are
+/// validated only through an identity server, so it says so (400
+/// `M_THREEPID_MEDIUM_NOT_SUPPORTED`) instead of pretending.
+async fn phone_numbers_unsupported() -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_THREEPID_MEDIUM_NOT_SUPPORTED",
+        "This server does not send SMS: phone numbers can only be validated through an \
+         identity server",
+    )
 }
 
 /// What the validation link and `submit_url` carry.

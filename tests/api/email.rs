@@ -582,3 +582,30 @@ async fn operators_can_replace_the_templates() {
     );
     follow_link(&server, &mail).await;
 }
+
+#[tokio::test]
+async fn phone_numbers_are_refused_as_unsupported() {
+    let server = TestServer::spawn().await;
+    let body = json!({"client_secret": "p", "country": "GB", "phone_number": "07700900001", "send_attempt": 1});
+    for endpoint in [
+        "/_matrix/client/v3/register/msisdn/requestToken",
+        "/_matrix/client/v3/account/3pid/msisdn/requestToken",
+        "/_matrix/client/r0/account/password/msisdn/requestToken",
+    ] {
+        let response = server.post(endpoint, None, &body).await;
+        assert_error(
+            &response,
+            StatusCode::BAD_REQUEST,
+            "M_THREEPID_MEDIUM_NOT_SUPPORTED",
+        );
+    }
+    let login = json!({"type": "m.login.password", "identifier": {"type": "m.id.phone", "country": "GB", "phone": "07700900001"}, "password": "x"});
+    let response = server.post("/_matrix/client/v3/login", None, &login).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_UNKNOWN");
+    assert!(
+        response.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("identity server")
+    );
+}
