@@ -375,12 +375,17 @@ impl Threepids {
         })
     }
 
-    /// The address a trusted identity server validated (the seeds' `threepidCreds`).
+    /// The address a trusted identity server validated (the seeds' `threepidCreds`), if this
+    /// server accepts it (an email outside `email.allowed_domains` is [`ThreepidError::Denied`]).
     pub async fn proven_by_identity_server(
         &self,
         creds: SessionCredentials<'_>,
     ) -> Result<ValidatedThreepid, ThreepidError> {
-        Ok(self.identity.validated_threepid(creds).await?)
+        let validated = self.identity.validated_threepid(creds).await?;
+        if validated.medium == "email" {
+            self.check_email(&validated.address)?;
+        }
+        Ok(validated)
     }
 
     /// Forgets a verification session of this server once its proof has been used.

@@ -135,3 +135,23 @@ async fn credentials_the_identity_server_does_not_vouch_for_are_refused() {
     let (_, listed) = server.get(R0_3PID, token).await;
     assert_eq!(listed["threepids"], json!([]));
 }
+
+#[tokio::test]
+async fn addresses_outside_the_allowed_domains_are_denied() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let url = sydent.url();
+    let server = crate::support::TestServer::named_by_address(move |config| {
+        config.identity.trusted_servers = vec![url];
+        config.email.allowed_domains = vec!["example.org".into()];
+    })
+    .await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let carl = server.register("carl", "password123").await;
+    let sid = identity.validate("carl@elsewhere.net", "carl-secret").await;
+    let body = json!({"three_pid_creds": {"id_server": sydent.name(), "sid": sid, "client_secret": "carl-secret"}});
+    let response = server
+        .post(R0_3PID, carl["access_token"].as_str(), &body)
+        .await;
+    assert_error(&response, StatusCode::FORBIDDEN, "M_THREEPID_DENIED");
+}
