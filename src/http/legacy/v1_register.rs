@@ -202,9 +202,16 @@ fn next_types(flows: &[Vec<String>], completed: &[String]) -> Value {
     }
 }
 
-/// A failed stage: the engine's 401 challenge reduced to the error the v1 API knows.
+/// A failed stage: the engine's 401 challenge reduced to the error the v1 API knows; a stage
+/// missing its keys is the document's 400 "Missing JSON keys".
 fn stage_error(error: MatrixError) -> MatrixError {
     match error {
+        MatrixError::Uiaa(body) if body["errcode"] == "M_MISSING_PARAM" => {
+            MatrixError::missing_param(format!(
+                "Missing JSON keys ({})",
+                body["error"].as_str().unwrap_or_default()
+            ))
+        }
         MatrixError::Uiaa(body) => MatrixError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             body["errcode"].as_str().unwrap_or("M_FORBIDDEN").to_owned(),

@@ -155,6 +155,22 @@ async fn email_identity_then_password_binds_the_address_at_the_identity_server()
         .await;
     assert_eq!(threepids["threepids"][0]["address"], "wendy@example.org");
 
+    // A stage without its keys is the document's "Missing JSON keys".
+    let response = server
+        .post(
+            V1_REGISTER,
+            None,
+            &json!({"type": "m.login.email.identity"}),
+        )
+        .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_MISSING_PARAM");
+    assert!(
+        response.1["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Missing JSON keys")
+    );
+
     // A session the identity server never validated does not pass the stage.
     let started = identity
         .post(
