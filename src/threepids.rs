@@ -431,23 +431,20 @@ impl Threepids {
         }
     }
 
-    /// Detaches an address from a user and unbinds it from the identity servers this server
-    /// bound it at (or from `id_server` only, when given). `false` when the user did not have
-    /// the address.
+    /// Detaches an address from a user (one the user does not have is no error) and unbinds
+    /// it from the identity servers this server bound it at, or from `id_server` only.
     pub async fn detach(
         &self,
         user_id: &UserId,
         medium: &str,
         address: &str,
         id_server: Option<&str>,
-    ) -> Result<(bool, UnbindResult), ThreepidError> {
+    ) -> Result<UnbindResult, ThreepidError> {
         let address = canonical_email(address);
-        let removed = self
-            .store
+        self.store
             .remove_threepid(user_id.as_str(), medium, &address)
             .await?;
-        let unbound = self.unbind(user_id, medium, &address, id_server).await?;
-        Ok((removed, unbound))
+        self.unbind(user_id, medium, &address, id_server).await
     }
 
     /// Binds the address of an identity server's session to the user there, and remembers the

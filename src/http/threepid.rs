@@ -25,13 +25,15 @@ use super::{
     json::JsonBody,
 };
 use crate::{
-    accounts::Requester,
+    accounts::{AccountError, Requester},
     app::AppState,
     email::EmailPurpose,
     error::MatrixError,
     identity::SessionCredentials,
     ratelimit::Limit,
-    threepids::{EmailTokenRequest, ThreepidError, check_client_secret},
+    threepids::{
+        EmailTokenRequest, ProvenAddress, ThreepidError, canonical_email, check_client_secret,
+    },
     uia::{Action, BoundRequest},
 };
 
@@ -305,7 +307,7 @@ async fn delete_threepid(
     JsonBody { body, .. }: JsonBody<ThreepidRef>,
 ) -> Result<Json<Value>, MatrixError> {
     refuse_if_suspended(&requester)?;
-    let (_, unbound) = app
+    let unbound = app
         .threepids
         .detach(
             &requester.user_id,
@@ -415,9 +417,9 @@ pub async fn add_via_identity_server(
             "Only email addresses can be attached to accounts here",
         ));
     }
-    let proven = crate::threepids::ProvenAddress {
+    let proven = ProvenAddress {
         medium: validated.medium,
-        address: crate::threepids::canonical_email(&validated.address),
+        address: canonical_email(&validated.address),
         validated_at_ms: validated.validated_at_ms,
         sid: None,
     };
@@ -485,7 +487,7 @@ async fn on_bind(body: Option<Json<Value>>) -> Json<Value> {
 
 fn refuse_if_suspended(requester: &Requester) -> Result<(), MatrixError> {
     if requester.suspended {
-        Err(crate::accounts::AccountError::Suspended.into())
+        Err(AccountError::Suspended.into())
     } else {
         Ok(())
     }
