@@ -16,7 +16,6 @@
 #   BENCH_REGISTRATIONS       registrations to reach in total   [10000]
 #   BENCH_REG_BUDGET_SECS     time limit for reaching them      [240]
 #   BENCH_HASH_ITERATIONS     hashes timed by hash_cost         [20]
-#   BENCH_SETTLE_SECS         idle wait before the settled RSS  [7]
 # The argon2 cost is deliberately not a knob: the numbers are for the defaults.
 set -euo pipefail
 
@@ -30,7 +29,6 @@ CONNS="${BENCH_CONNECTIONS:-64}"
 REG_TARGET="${BENCH_REGISTRATIONS:-10000}"
 REG_BUDGET="${BENCH_REG_BUDGET_SECS:-240}"
 HASH_ITERATIONS="${BENCH_HASH_ITERATIONS:-20}"
-SETTLE_SECS="${BENCH_SETTLE_SECS:-7}"
 WRK_TIMEOUT=10s
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -215,11 +213,6 @@ THREADS_REG=$(threads)
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 DB_KIB=$(du -sk "$TMP" | awk '{ print $1 }')
 log "$REGISTERED registrations; RSS $RSS_REG KiB (peak $RSS_PEAK KiB)"
-# The hashing threads give their argon2 memory back after 5 s without work
-# (password::IDLE_RELEASE): the settled figure is what a server holding these accounts keeps.
-sleep "$SETTLE_SECS"
-RSS_SETTLED=$(rss_kib)
-log "after ${SETTLE_SECS} s idle: RSS $RSS_SETTLED KiB"
 
 # Stop the server before timing hashes so the measurement has the core to itself.
 kill -TERM "$SERVER_PID"
@@ -268,7 +261,7 @@ $(row "whoami during login flood" whoami_flood)
 $(row "login (the flood)" login_flood)
 
 - idle RSS after startup: $(mib "$RSS_IDLE") ($THREADS_IDLE threads)
-- RSS after $REG_NOTE: $(mib "$RSS_REG") right after, $(mib "$RSS_SETTLED") after ${SETTLE_SECS} s idle (peak $(mib "$RSS_PEAK"); $THREADS_REG threads; data dir $(mib "$DB_KIB"))
+- RSS after $REG_NOTE: $(mib "$RSS_REG") (peak $(mib "$RSS_PEAK"); $THREADS_REG threads; data dir $(mib "$DB_KIB"))
 - registration rate sustained while filling: $(calc 'sprintf("%.1f", (r - x) / (f > 0 ? f : 1))' -v r="$REGISTERED" -v x="$((2 + $(res register ok)))" -v f="$FILL_SECS")/s over ${FILL_SECS} s
 - password hash (argon2id, one core): $HASH_MS ms
 - hash ceiling ($CORES cores / hash time): $CEILING req/s

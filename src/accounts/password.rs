@@ -1,12 +1,9 @@
 //! Password policy and hashing. Hashing is deliberately slow, so it runs on a fixed pool of
 //! worker threads (one per core by default), never on the async workers that serve every other
 //! request: a flood of logins queues here. Each worker allocates its argon2 memory once and
-//! reuses it while busy, so memory stays flat however many passwords are hashed, and gives it
-//! back after [`IDLE_RELEASE`] without work, so an idle server does not hold it.
+//! reuses it, so memory stays flat however many passwords are hashed.
 
-use std::{sync::Arc, time::Duration};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, Version,
@@ -121,7 +118,7 @@ impl HashError {
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// One hashing thread's state: the configured argon2 and its reusable memory, allocated on
-/// the first hash and released when the thread has been idle for [`IDLE_RELEASE`].
+/// the first hash (an idle server does not hold it).
 struct Worker {
     params: Params,
     memory: Vec<Block>,
@@ -133,11 +130,6 @@ impl Worker {
             params,
             memory: Vec::new(),
         }
-    }
-
-    /// Gives the argon2 memory back (it is allocated again on the next hash).
-    fn release_memory(&mut self) {
-        self.memory = Vec::new();
     }
 
     /// The reusable memory, sized for the configured parameters.
@@ -209,7 +201,7 @@ impl Worker {
 /// Hashes and verifies passwords on a fixed pool of threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: Sender<Job>,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the user does not exist so that an
     /// unknown user costs as much time as a wrong password.
     dummy_hash: Arc<str>,
@@ -229,7 +221,8 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
         };
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
         for index in 0..workers {
             let queue = queue.clone();
             let params = params.clone();
@@ -303,12 +296,8 @@ impl PasswordHasher {
 /// idle cores still go to hashing.
 const HASH_THREAD_PRIORITY: u8 = 23;
 
-/// How long a hashing thread keeps its argon2 memory without work. Long enough that a steady
-/// trickle of logins reuses it, short enough that a burst's memory goes back soon after.
-pub const IDLE_RELEASE: Duration = Duration::from_secs(5);
-
 /// A hashing thread: takes jobs until every sender is gone.
-fn run_worker(queue: &Receiver<Job>, mut worker: Worker) {
+fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>, mut worker: Worker) {
     let lowered = ThreadPriorityValue::try_from(HASH_THREAD_PRIORITY)
         .map_err(|err| err.to_string())
         .and_then(|value| {
@@ -319,18 +308,14 @@ fn run_worker(queue: &Receiver<Job>, mut worker: Worker) {
         tracing::warn!(error = %err, "could not lower the priority of a password hashing thread");
     }
     loop {
-        let job = match queue.recv_timeout(IDLE_RELEASE) {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
-                worker.release_memory();
-                match queue.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
+        let job = match queue.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
         };
-        job(&mut worker);
+        match job {
+            Ok(job) => job(&mut worker),
+            Err(_) => return,
+        }
     }
 }
 
