@@ -1,9 +1,12 @@
-//! Durable state: one [`Store`] trait with a SQLite and a PostgreSQL implementation.
+//! Durable state: one [`Store`] trait with a SQLite and a PostgreSQL implementation. The SQL
+//! is written once (`core.rs`, `lifecycle.rs`, `threepids.rs`) and expanded for each backend,
+//! which supplies only its connection set-up and a few dialect fragments.
 //!
 //! Every method is atomic (the implementation opens its own transaction where it writes more
 //! than one row) and domain-shaped, so callers never compose SQL-level steps. Secrets never reach
 //! this layer in clear: tokens and UIA session ids arrive already hashed.
 
+mod core;
 mod lifecycle;
 mod postgres;
 mod sqlite;
@@ -38,6 +41,50 @@ pub enum StoreError {
     /// The embedded migrations could not be applied.
     #[error("migration error: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `what` as the reason.
+fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        other => StoreError::Database(other),
+    }
+}
+
+/// An account row as selected by `find_user`.
+type UserRow = (
+    String,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    Option<i64>,
+    bool,
+    bool,
+);
+
+/// The [`UserRecord`] of a `find_user` row.
+fn user_from_row(row: UserRow) -> UserRecord {
+    let (
+        user_id,
+        localpart,
+        password_hash,
+        is_guest,
+        created_at_ms,
+        deactivated_at_ms,
+        locked,
+        suspended,
+    ) = row;
+    UserRecord {
+        user_id,
+        localpart,
+        password_hash,
+        is_guest,
+        created_at_ms,
+        deactivated_at_ms,
+        locked,
+        suspended,
+    }
 }
 
 /// A new account, written together with its first login (if any) in one transaction.
