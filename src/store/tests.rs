@@ -135,6 +135,7 @@ conformance_suite!(
 );
 
 mod lifecycle;
+mod threepids;
 
 const SERVER: &str = "example.org";
 
