@@ -135,7 +135,8 @@ pub enum RegistrationTokenCommand {
 /// Configuration helpers.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Load and validate the configuration (file plus environment), then print it.
+    /// Load and validate the configuration (file plus environment), then print it with its
+    /// secrets (database password, SMTP password, CAPTCHA secret) masked.
     Check,
     /// Print a commented configuration file with every option at its default.
     Example,
@@ -164,7 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check) => {
             print!(
                 "{}",
-                toml::to_string_pretty(&config).context("rendering configuration")?
+                toml::to_string_pretty(&config.redacted()).context("rendering configuration")?
             );
             Ok(())
         }

@@ -354,6 +354,24 @@ pub const KNOWN_STAGES: &[&str] = &[
 ];
 
 impl Config {
+    /// This configuration with its secrets masked, for printing: the database URL's password,
+    /// the SMTP password and the CAPTCHA secret key.
+    pub fn redacted(&self) -> Self {
+        let mask = |secret: &str| {
+            if secret.is_empty() {
+                String::new()
+            } else {
+                "***".to_owned()
+            }
+        };
+        let mut config = self.clone();
+        config.database.url = crate::app::redact_url(&config.database.url);
+        config.email.password = mask(&config.email.password);
+        config.registration.recaptcha.private_key =
+            mask(&config.registration.recaptcha.private_key);
+        config
+    }
+
     /// Loads `path` (if given) under the `VESTIBULE_*` environment overrides, then validates.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -639,6 +657,19 @@ mod tests {
         let written: toml::Table = toml::from_str(&Config::example_toml()).expect("TOML");
         let defaults = toml::Table::try_from(Config::default()).expect("serializes");
         assert_eq!(written, defaults);
+    }
+
+    #[test]
+    fn printed_configuration_masks_secrets() {
+        let mut config = Config::default();
+        config.database.url = "postgres://vestibule:hunter2@db/vestibule".into();
+        config.email.password = "smtp-secret".into();
+        config.registration.recaptcha.private_key = "captcha-secret".into();
+        let printed = toml::to_string_pretty(&config.redacted()).expect("renders");
+        for secret in ["hunter2", "smtp-secret", "captcha-secret"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert!(printed.contains("postgres://vestibule:***@db/vestibule"));
     }
 
     #[test]
