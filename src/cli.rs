@@ -106,6 +106,17 @@ pub enum UserCommand {
         /// Localpart or full user ID.
         username: String,
     },
+    /// Make a user a server administrator, who may lock and suspend accounts through the admin
+    /// API (`/_matrix/client/v1/admin/lock|suspend/{userId}`) and look up sessions (whois).
+    GrantAdmin {
+        /// Localpart or full user ID.
+        username: String,
+    },
+    /// Take the administrator role away.
+    RevokeAdmin {
+        /// Localpart or full user ID.
+        username: String,
+    },
 }
 
 /// Registration-token management for operators.
@@ -300,6 +311,16 @@ async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()>
             let user_id = existing_user(&username)?;
             accounts.set_suspended(&user_id, false).await?;
             println!("unsuspended {user_id}");
+        }
+        UserCommand::GrantAdmin { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.set_admin(&user_id, true).await?;
+            println!("{user_id} is now a server administrator");
+        }
+        UserCommand::RevokeAdmin { username } => {
+            let user_id = existing_user(&username)?;
+            accounts.set_admin(&user_id, false).await?;
+            println!("{user_id} is no longer a server administrator");
         }
     }
     Ok(())

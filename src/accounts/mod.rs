@@ -752,6 +752,35 @@ impl Accounts {
         }
     }
 
+    /// Grants or revokes the server-administrator role (operator action): administrators may
+    /// lock and suspend accounts through the admin API and look up other users' sessions.
+    pub async fn set_admin(&self, user_id: &UserId, admin: bool) -> Result<(), AccountError> {
+        if self.store.set_admin(user_id.as_str(), admin).await? {
+            Ok(())
+        } else {
+            Err(AccountError::NoSuchUser)
+        }
+    }
+
+    /// Whether the user is a server administrator.
+    pub async fn is_admin(&self, user_id: &UserId) -> Result<bool, AccountError> {
+        Ok(self
+            .store
+            .find_user(user_id.as_str())
+            .await?
+            .is_some_and(|user| user.is_admin && user.deactivated_at_ms.is_none()))
+    }
+
+    /// Whether an existing account is locked and whether it is suspended.
+    pub async fn moderation_status(&self, user_id: &UserId) -> Result<(bool, bool), AccountError> {
+        let user = self
+            .store
+            .find_user(user_id.as_str())
+            .await?
+            .ok_or(AccountError::NoSuchUser)?;
+        Ok((user.locked, user.suspended))
+    }
+
     /// Suspends or unsuspends an account (operator action). A suspended account can sign in
     /// and read, but changes to its profile are refused with `M_USER_SUSPENDED`.
     pub async fn set_suspended(

@@ -6,7 +6,7 @@ use ruma::api::client::discovery::get_capabilities::v3 as capabilities;
 use serde_json::{Value, json};
 
 use super::ruma::Ruma;
-use crate::{app::AppState, http::auth::Authenticated};
+use crate::{app::AppState, error::MatrixError, http::auth::Authenticated};
 
 /// Spec versions whose account and authentication parts Vestibule serves (README lists what
 /// of each is still missing).
@@ -26,14 +26,15 @@ pub async fn well_known(State(app): State<AppState>) -> Json<Value> {
 /// the account: password changes and login tokens (not for guests), profile fields (both as
 /// `m.profile_fields` and as the pre-1.16 `m.set_displayname` / `m.set_avatar_url`; guests may
 /// only set a display name, suspended users nothing), and `m.3pid_changes` when this server
-/// can send verification emails. Room versions are the business of the homeserver
+/// can send verification emails; `m.account_moderation` (lock and suspend) for server
+/// administrators only, and left out for everyone else, as the spec asks. Room versions are the business of the homeserver
 /// behind Vestibule, so `m.room_versions` is left out (it is optional). Written out here rather
 /// than through ruma's type, which leaves out capabilities equal to its defaults.
 pub async fn get_capabilities(
     State(app): State<AppState>,
     Authenticated(requester): Authenticated,
     _: Ruma<capabilities::Request>,
-) -> Json<Value> {
+) -> Result<Json<Value>, MatrixError> {
     let full_account = !requester.is_guest;
     let profile = &app.config.profile;
     let may_edit = !requester.suspended;
@@ -57,7 +58,7 @@ pub async fn get_capabilities(
             .collect();
         profile_fields["allowed"] = json!(allowed);
     }
-    Json(json!({ "capabilities": {
+    let mut capabilities = json!({
         "m.change_password": { "enabled": full_account && app.config.password.change_enabled },
         "m.set_displayname": { "enabled": displayname },
         "m.set_avatar_url": { "enabled": avatar_url },
@@ -66,5 +67,9 @@ pub async fn get_capabilities(
         "m.get_login_token": {
             "enabled": full_account && app.config.tokens.login_token_enabled,
         },
-    }}))
+    });
+    if app.accounts.is_admin(&requester.user_id).await? {
+        capabilities["m.account_moderation"] = json!({ "lock": true, "suspend": true });
+    }
+    Ok(Json(json!({ "capabilities": capabilities })))
 }

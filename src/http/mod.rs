@@ -1,6 +1,7 @@
 //! The HTTP surface: every route on every prefix, and the layers around them.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod devices;
 pub mod discovery;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(render_metrics))
         .merge(legacy::routes())
         .merge(profile::routes())
+        .merge(admin::routes())
         .merge(threepid::routes());
     router = route::<register_endpoint::v3::Request, _, _, _>(router, register::register);
     router = route::<get_username_availability::v3::Request, _, _, _>(

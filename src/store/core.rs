@@ -129,7 +129,8 @@ macro_rules! impl_core_store {
             async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
                 let row: Option<UserRow> = sqlx::query_as(
                     "SELECT user_id, localpart, password_hash, is_guest, created_at_ms, \
-                            deactivated_at_ms, locked_at_ms IS NOT NULL, suspended_at_ms IS NOT NULL \
+                            deactivated_at_ms, locked_at_ms IS NOT NULL, suspended_at_ms IS NOT NULL, \
+                            is_admin \
                      FROM users WHERE user_id = $1",
                 )
                 .bind(user_id)

@@ -164,6 +164,9 @@ pub trait LifecycleStore: Send + Sync {
         now_ms: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Grants or revokes the server-administrator role; `false` if there is no such user.
+    async fn set_admin(&self, user_id: &str, admin: bool) -> Result<bool, StoreError>;
+
     /// Suspends or unsuspends the account; `false` if there is no such user.
     async fn set_suspended(
         &self,
@@ -572,6 +575,19 @@ macro_rules! impl_lifecycle_store {
                 .bind(now_ms)
                 .execute(&self.pool)
                 .await?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn set_admin(
+                &self,
+                user_id: &str,
+                admin: bool,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let result = sqlx::query("UPDATE users SET is_admin = $2 WHERE user_id = $1")
+                    .bind(user_id)
+                    .bind(admin)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(result.rows_affected() > 0)
             }
 

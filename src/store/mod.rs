@@ -61,6 +61,7 @@ type UserRow = (
     Option<i64>,
     bool,
     bool,
+    bool,
 );
 
 /// The [`UserRecord`] of a `find_user` row.
@@ -74,6 +75,7 @@ fn user_from_row(row: UserRow) -> UserRecord {
         deactivated_at_ms,
         locked,
         suspended,
+        is_admin,
     ) = row;
     UserRecord {
         user_id,
@@ -84,6 +86,7 @@ fn user_from_row(row: UserRow) -> UserRecord {
         deactivated_at_ms,
         locked,
         suspended,
+        is_admin,
     }
 }
 
@@ -144,6 +147,8 @@ pub struct UserRecord {
     pub locked: bool,
     /// Whether the operator has suspended the account.
     pub suspended: bool,
+    /// Whether the account is a server administrator.
+    pub is_admin: bool,
 }
 
 /// Who an access token belongs to.

@@ -237,6 +237,7 @@ async fn create_and_find_user(store: Arc<dyn Store>) {
             deactivated_at_ms: None,
             locked: false,
             suspended: false,
+            is_admin: false,
         })
     );
     assert_eq!(
@@ -250,6 +251,7 @@ async fn create_and_find_user(store: Arc<dyn Store>) {
             deactivated_at_ms: None,
             locked: false,
             suspended: false,
+            is_admin: false,
         })
     );
     assert!(device_ids(&*store, "alice").await.is_empty());

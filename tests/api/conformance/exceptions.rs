@@ -183,6 +183,25 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
         token_endpoints_only: false,
         reason: "the identity server did not vouch for the session, or the address is not allowed",
     },
+    // `GET /admin/whois/{userId}` documents only 200, yet "may be restricted to only be called
+    // by the user being looked up, or by a server admin": others get 403 `M_FORBIDDEN`, and an
+    // unknown user is 404 `M_NOT_FOUND`, as on the other admin endpoints.
+    UndocumentedError {
+        method: "GET",
+        template: "/_matrix/client/v3/admin/whois/{userId}",
+        status: 403,
+        errcodes: &["M_FORBIDDEN"],
+        token_endpoints_only: true,
+        reason: "whois is for the user themselves and server administrators",
+    },
+    UndocumentedError {
+        method: "GET",
+        template: "/_matrix/client/v3/admin/whois/{userId}",
+        status: 404,
+        errcodes: &["M_NOT_FOUND"],
+        token_endpoints_only: true,
+        reason: "no such user, as the other admin endpoints answer",
+    },
     // With `registration.enabled = false`, `GET /register/available` answers 403 `M_FORBIDDEN`
     // (as Synapse does), the same as `POST /register`. The endpoint documents only 200, 400 and
     // 429, but `M_FORBIDDEN` is one of the spec's "Common error codes" any endpoint may return.
