@@ -351,6 +351,11 @@ async fn lock_and_suspension_reach_user_and_token_owner(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
+    assert!(store.set_admin(&alice, true).await.unwrap());
+    assert!(store.find_user(&alice).await.unwrap().unwrap().is_admin);
+    assert!(store.set_admin(&alice, false).await.unwrap());
+    assert!(!store.find_user(&alice).await.unwrap().unwrap().is_admin);
+    assert!(!store.set_admin(&user_id("nobody"), true).await.unwrap());
 }
 
 async fn guest_upgrade_happens_once(store: Arc<dyn Store>) {
