@@ -67,6 +67,12 @@ impl<'a> ProfileField<'a> {
     pub fn as_str(self) -> &'a str {
         self.0
     }
+
+    /// Whether this is one of the fields every version of the spec has (`displayname`,
+    /// `avatar_url`).
+    pub fn is_predefined(self) -> bool {
+        matches!(self.0, "displayname" | "avatar_url")
+    }
 }
 
 /// Checks the value of a defined field: `displayname` and `m.tz` are strings, `avatar_url` an

@@ -82,7 +82,8 @@ async fn get_profile_field(
 }
 
 /// `PUT /profile/{userId}/{keyName}`: sets a field of the caller's own profile. The body is an
-/// object holding the field (`M_MISSING_PARAM` without it); `displayname` must be a string and
+/// object holding the field (`M_MISSING_PARAM` without it, except that a missing or null
+/// `displayname` or `avatar_url` clears it, as before v1.16); `displayname` must be a string and
 /// `avatar_url` an MXC URI (`M_INVALID_PARAM`); the whole profile stays under 64 KiB
 /// (`M_PROFILE_TOO_LARGE`). Others' profiles and fields the configuration locks are 403
 /// `M_FORBIDDEN`; a suspended account gets 403 `M_USER_SUSPENDED`.
@@ -94,11 +95,20 @@ async fn set_profile_field(
 ) -> Result<Json<Value>, MatrixError> {
     let Path((user_id, field)) = path.map_err(path_error)?;
     let field = ProfileField::parse(&field)?;
-    let value = body.get(field.as_str()).ok_or_else(|| {
-        MatrixError::missing_param(format!("Missing parameter: {}", field.as_str()))
-    })?;
+    let value = match body.get(field.as_str()) {
+        // Before v1.16 (the versions advertised), a missing or null display name or avatar
+        // clears it, and clients still send that.
+        None | Some(Value::Null) if field.is_predefined() => None,
+        Some(value) => Some(value),
+        None => {
+            return Err(MatrixError::missing_param(format!(
+                "Missing parameter: {}",
+                field.as_str()
+            )));
+        }
+    };
     app.accounts
-        .set_profile_field(&requester, &own_profile(&user_id)?, field, Some(value))
+        .set_profile_field(&requester, &own_profile(&user_id)?, field, value)
         .await?;
     Ok(Json(json!({})))
 }

@@ -1,4 +1,5 @@
-//! A real Matrix client library (`matrix-sdk`) registers, logs in, asks whoami and logs out.
+//! A real Matrix client library (`matrix-sdk`) registers, logs in, asks whoami and logs out,
+//! changes its password, edits its profile and signs a second device in with a login token.
 
 use matrix_sdk::{
     Client,
@@ -113,4 +114,70 @@ async fn matrix_sdk_client_changes_its_password_and_logs_out_its_other_session()
         .await
         .expect_err("the other session is logged out");
     server.login("sdkpass", "second-password").await;
+}
+
+#[tokio::test]
+async fn matrix_sdk_client_edits_its_profile_and_signs_in_with_a_login_token() {
+    let server = TestServer::spawn().await;
+    server.register("sdkprof", "sdk-password").await;
+    let laptop = client(&server).await;
+    let session = laptop
+        .matrix_auth()
+        .login_username("sdkprof", "sdk-password")
+        .send()
+        .await
+        .expect("laptop login");
+
+    let account = laptop.account();
+    assert_eq!(
+        account.get_display_name().await.expect("display name"),
+        Some("sdkprof".to_owned()),
+        "a new account is named after its localpart"
+    );
+    account
+        .set_display_name(Some("Profile Person"))
+        .await
+        .expect("display name set");
+    assert_eq!(
+        account.get_display_name().await.expect("display name"),
+        Some("Profile Person".to_owned())
+    );
+    let avatar = matrix_sdk::ruma::OwnedMxcUri::from("mxc://localhost/avatar123");
+    account
+        .set_avatar_url(Some(&avatar))
+        .await
+        .expect("avatar set");
+    assert_eq!(
+        account.get_avatar_url().await.expect("avatar"),
+        Some(avatar)
+    );
+
+    // The laptop makes a login token (password UIA), the phone signs in with it once.
+    let get_token = "/_matrix/client/v1/login/get_token";
+    let token = Some(session.access_token.as_str());
+    let (_, challenge) = server.post(get_token, token, &serde_json::json!({})).await;
+    let body = serde_json::json!({"auth": {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "sdkprof"},
+        "password": "sdk-password",
+        "session": challenge["session"],
+    }});
+    let (_, issued) = server.post(get_token, token, &body).await;
+    let login_token = issued["login_token"].as_str().expect("login token");
+    let phone = client(&server).await;
+    let phone_session = phone
+        .matrix_auth()
+        .login_token(login_token)
+        .send()
+        .await
+        .expect("token login");
+    assert_eq!(phone_session.user_id, session.user_id);
+    assert_ne!(phone_session.device_id, session.device_id);
+    client(&server)
+        .await
+        .matrix_auth()
+        .login_token(login_token)
+        .send()
+        .await
+        .expect_err("a login token works once");
 }

@@ -49,6 +49,21 @@ async fn a_new_account_is_named_after_its_localpart_and_can_change_its_profile()
     assert_eq!(profile["displayname"], "Alice Liddell");
     assert_eq!(profile["avatar_url"], "mxc://localhost/abc123");
 
+    // Before v1.16 a null or missing display name or avatar cleared it; clients still do that.
+    for (name, body) in [
+        ("displayname", json!({"displayname": null})),
+        ("avatar_url", json!({})),
+    ] {
+        let (status, _) = server
+            .request(Method::PUT, &field(me, name), token, Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_error(
+            &server.get(&field(me, name), None).await,
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+        );
+    }
     let (status, _) = server
         .request(
             Method::DELETE,
@@ -87,7 +102,7 @@ async fn bad_profile_writes_get_clear_errors() {
         "M_FORBIDDEN",
     );
     assert_error(
-        &put(field(me, "displayname"), json!({"other": "x"})).await,
+        &put(field(me, "org.example.key"), json!({"other": "x"})).await,
         StatusCode::BAD_REQUEST,
         "M_MISSING_PARAM",
     );
