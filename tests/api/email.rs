@@ -609,3 +609,79 @@ async fn phone_numbers_are_refused_as_unsupported() {
             .contains("identity server")
     );
 }
+
+#[tokio::test]
+async fn token_terms_and_email_stages_compose_in_one_registration() {
+    use vestibule::config::{TermsPolicy, TermsTranslation};
+    let sink = MailSink::start();
+    let server = email_server(&sink, |config| {
+        config.registration.flows = vec![vec![
+            "m.login.registration_token".into(),
+            "m.login.terms".into(),
+            "m.login.email.identity".into(),
+        ]];
+        let english = TermsTranslation {
+            name: "Terms".into(),
+            url: "https://example.org/terms".into(),
+        };
+        config.registration.terms.insert(
+            "terms_of_service".into(),
+            TermsPolicy {
+                version: "2.0".into(),
+                translations: [("en".to_owned(), english)].into(),
+            },
+        );
+    })
+    .await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let created = crate::cli::vestibule(
+        &dir,
+        server.database_url(),
+        &[
+            "registration-token",
+            "create",
+            "--token",
+            "combo",
+            "--uses",
+            "1",
+        ],
+        None,
+    );
+    assert!(created.status.success());
+    let sid = verify(
+        &server,
+        &sink,
+        REGISTER_TOKEN,
+        "combo-secret",
+        "kim@example.org",
+    )
+    .await;
+
+    let body = json!({"username": "kim", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    let session = challenge["session"].clone();
+    let stages = [
+        json!({"type": "m.login.registration_token", "token": "combo", "session": session}),
+        json!({"type": "m.login.terms", "session": session}),
+    ];
+    for auth in stages {
+        let mut step = body.clone();
+        step["auth"] = auth;
+        let (status, progress) = server.post(REGISTER, None, &step).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{progress}");
+    }
+    let mut last = body.clone();
+    last["auth"] = email_auth(&sid, "combo-secret");
+    last["auth"]["session"] = session;
+    let (status, registered) = server.post(REGISTER, None, &last).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let (_, listed) = server
+        .get(
+            "/_matrix/client/v3/account/3pid",
+            registered["access_token"].as_str(),
+        )
+        .await;
+    assert_eq!(listed["threepids"][0]["address"], "kim@example.org");
+    let validity = "/_matrix/client/v1/register/m.login.registration_token/validity?token=combo";
+    assert_eq!(server.get(validity, None).await.1, json!({"valid": false}));
+}
