@@ -25,8 +25,8 @@ pub async fn well_known(State(app): State<AppState>) -> Json<Value> {
 /// `GET /capabilities`: what the authenticated user may do here, from the configuration and
 /// the account: password changes and login tokens (not for guests), profile fields (both as
 /// `m.profile_fields` and as the pre-1.16 `m.set_displayname` / `m.set_avatar_url`; guests may
-/// only set a display name, suspended users nothing), and `m.3pid_changes` when this server
-/// can send verification emails; `m.account_moderation` (lock and suspend) for server
+/// only set a display name, suspended users nothing), and `m.3pid_changes` when addresses can
+/// be proven (this server sends verification emails, or trusts an identity server); `m.account_moderation` (lock and suspend) for server
 /// administrators only, and left out for everyone else, as the spec asks. Room versions are the business of the homeserver
 /// behind Vestibule, so `m.room_versions` is left out (it is optional). Written out here rather
 /// than through ruma's type, which leaves out capabilities equal to its defaults.
@@ -41,6 +41,8 @@ pub async fn get_capabilities(
     let displayname = may_edit && profile.displayname_changes;
     let avatar_url = may_edit && full_account && profile.avatar_url_changes;
     let custom_fields = may_edit && full_account && profile.custom_fields;
+    let can_prove_addresses =
+        app.threepids.sends_email() || app.threepids.identity().has_trusted_servers();
     let defined = [("displayname", displayname), ("avatar_url", avatar_url)];
     let mut profile_fields = json!({ "enabled": displayname || avatar_url || custom_fields });
     if custom_fields {
@@ -63,7 +65,7 @@ pub async fn get_capabilities(
         "m.set_displayname": { "enabled": displayname },
         "m.set_avatar_url": { "enabled": avatar_url },
         "m.profile_fields": profile_fields,
-        "m.3pid_changes": { "enabled": full_account && app.threepids.sends_email() },
+        "m.3pid_changes": { "enabled": full_account && can_prove_addresses },
         "m.get_login_token": {
             "enabled": full_account && app.config.tokens.login_token_enabled,
         },
