@@ -30,6 +30,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         "verification.html",
         include_str!("../templates/email/verification.html"),
     ),
+    (
+        "in_use_subject.txt",
+        include_str!("../templates/email/in_use_subject.txt"),
+    ),
+    ("in_use.txt", include_str!("../templates/email/in_use.txt")),
+    (
+        "in_use.html",
+        include_str!("../templates/email/in_use.html"),
+    ),
 ];
 
 /// How long one SMTP attempt may take.
@@ -67,8 +76,9 @@ pub struct EmailConfig {
     pub password: String,
     /// The sender, e.g. `Vestibule <noreply@example.org>`.
     pub from: String,
-    /// A directory whose `verification_subject.txt`, `verification.txt` and
-    /// `verification.html` (minijinja templates) replace the built-in ones; empty = built-in.
+    /// A directory whose `verification_subject.txt`, `verification.txt`, `verification.html`,
+    /// `in_use_subject.txt`, `in_use.txt` and `in_use.html` (minijinja templates) replace the
+    /// built-in ones; empty = built-in.
     pub template_dir: String,
     /// SMTP attempts per email before the send is reported as failed.
     pub send_attempts: u32,
@@ -76,9 +86,10 @@ pub struct EmailConfig {
     pub token_lifetime_secs: u64,
     /// Email domains addresses may belong to; empty = any.
     pub allowed_domains: Vec<String>,
-    /// Answer verification requests for addresses that are taken (registration) or unknown
-    /// (password reset) as if they were fine, without sending anything, so the answer does not
-    /// reveal which addresses have accounts.
+    /// Answer verification requests for addresses that are taken (registration, adding) or
+    /// unknown (password reset) as if they were fine, so the answer does not reveal which
+    /// addresses have accounts: the owner of a taken address is told by email instead (what the
+    /// spec recommends), an unknown one gets nothing.
     pub hide_address_existence: bool,
 }
 
@@ -214,20 +225,45 @@ impl Mailer {
             code => email.code,
             address => email.to,
         };
-        let render = |name: &str| -> Result<String, EmailError> {
-            Ok(self.templates.get_template(name)?.render(&values)?)
+        self.send("verification", email.to, &values).await
+    }
+
+    /// Tells the owner of `to` that someone tried to register it (or add it) again: what the
+    /// spec recommends instead of `M_THREEPID_IN_USE` when the answer must not reveal that
+    /// the address has an account.
+    pub async fn send_address_in_use(
+        &self,
+        to: &str,
+        purpose: EmailPurpose,
+    ) -> Result<(), EmailError> {
+        let values = context! {
+            server_name => self.server_name,
+            purpose => purpose.as_str(),
+            address => to,
         };
-        let to: Mailbox = email
-            .to
+        self.send("in_use", to, &values).await
+    }
+
+    /// Renders the `{kind}_subject.txt`, `{kind}.txt` and `{kind}.html` templates and sends them.
+    async fn send(
+        &self,
+        kind: &str,
+        to: &str,
+        values: &minijinja::Value,
+    ) -> Result<(), EmailError> {
+        let render = |name: String| -> Result<String, EmailError> {
+            Ok(self.templates.get_template(&name)?.render(values)?)
+        };
+        let to: Mailbox = to
             .parse()
             .map_err(|err| EmailError::Message(format!("recipient: {err}")))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(render("verification_subject.txt")?.trim())
+            .subject(render(format!("{kind}_subject.txt"))?.trim())
             .multipart(MultiPart::alternative_plain_html(
-                render("verification.txt")?,
-                render("verification.html")?,
+                render(format!("{kind}.txt"))?,
+                render(format!("{kind}.html"))?,
             ))
             .map_err(|err| EmailError::Message(err.to_string()))?;
         self.send_with_retries(message).await

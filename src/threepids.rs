@@ -238,13 +238,17 @@ impl Threepids {
             }
             EmailPurpose::Password => owner.is_none().then_some(ThreepidError::NotFound),
         };
-        if let Some(refused) = refused {
-            if !self.settings.hide_address_existence {
-                return Err(refused);
+        let in_use_notice = match refused {
+            None => false,
+            Some(refused) if !self.settings.hide_address_existence => return Err(refused),
+            // An answer indistinguishable from a real one; an unknown address gets no email.
+            Some(ThreepidError::NotFound) => {
+                return Ok(self.token_response(self.rng.alphanumeric(SID_CHARS)));
             }
-            // An answer indistinguishable from a real one; no session, no email.
-            return Ok(self.token_response(self.rng.alphanumeric(SID_CHARS)));
-        }
+            // A taken address: a real session (so repeats stay idempotent) whose code is never
+            // sent, and a notice to the owner instead.
+            Some(_) => true,
+        };
         let code = self.rng.alphanumeric(CODE_CHARS).to_ascii_uppercase();
         let now_ms = self.clock.now_ms();
         let session = NewValidationSession {
@@ -269,13 +273,20 @@ impl Threepids {
             ValidationStart::Send { sid } => sid,
         };
         let link = self.validation_link(&sid, &request.client_secret, &code);
-        let email = VerificationEmail {
-            to: request.email.trim(),
-            purpose: request.purpose,
-            link: link.as_str(),
-            code: &code,
+        let sent = if in_use_notice {
+            mailer
+                .send_address_in_use(request.email.trim(), request.purpose)
+                .await
+        } else {
+            let email = VerificationEmail {
+                to: request.email.trim(),
+                purpose: request.purpose,
+                link: link.as_str(),
+                code: &code,
+            };
+            mailer.send_verification(email).await
         };
-        if let Err(err) = mailer.send_verification(email).await {
+        if let Err(err) = sent {
             self.store.delete_validation(&sid).await?;
             return Err(match err {
                 EmailError::Message(reason) => ThreepidError::InvalidParam(reason),

@@ -685,3 +685,36 @@ async fn token_terms_and_email_stages_compose_in_one_registration() {
     let validity = "/_matrix/client/v1/register/m.login.registration_token/validity?token=combo";
     assert_eq!(server.get(validity, None).await.1, json!({"valid": false}));
 }
+
+#[tokio::test]
+async fn hidden_existence_tells_the_owner_of_a_taken_address_instead() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |config| {
+        email_flow(config);
+        config.email.hide_address_existence = true;
+    })
+    .await;
+    register_with_email(&server, &sink, "lena", "lena@example.org").await;
+    let before = sink.messages().len();
+    let (status, body) =
+        request_token(&server, REGISTER_TOKEN, "intruder", "LENA@example.org", 1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["sid"].is_string() && body["submit_url"].is_string());
+    let notice = sink.wait_for(before + 1).await.pop().unwrap();
+    assert!(
+        notice.subject.contains("already has an account"),
+        "{}",
+        notice.subject
+    );
+    assert!(notice.text.contains("reset it"), "{}", notice.text);
+    assert!(
+        !notice.text.contains("/_vestibule/email/validate"),
+        "no link in a notice"
+    );
+    // Repeating the attempt sends nothing more.
+    let (_, again) =
+        request_token(&server, REGISTER_TOKEN, "intruder", "LENA@example.org", 1).await;
+    assert_eq!(again["sid"], body["sid"]);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.messages().len(), before + 1);
+}
