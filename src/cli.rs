@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::{
-    accounts::{Registration, registration_tokens::NewRegistrationToken, user_id},
+    accounts::{Registration, Restriction, registration_tokens::NewRegistrationToken, user_id},
     app::{self, AppState},
     clock::{Clock, OsRandomness, SystemClock},
     config::Config,
@@ -294,22 +294,30 @@ async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()>
         }
         UserCommand::Lock { username } => {
             let user_id = existing_user(&username)?;
-            accounts.set_locked(&user_id, true).await?;
+            accounts
+                .set_restriction(&user_id, Restriction::Locked, true)
+                .await?;
             println!("locked {user_id}");
         }
         UserCommand::Unlock { username } => {
             let user_id = existing_user(&username)?;
-            accounts.set_locked(&user_id, false).await?;
+            accounts
+                .set_restriction(&user_id, Restriction::Locked, false)
+                .await?;
             println!("unlocked {user_id}");
         }
         UserCommand::Suspend { username } => {
             let user_id = existing_user(&username)?;
-            accounts.set_suspended(&user_id, true).await?;
+            accounts
+                .set_restriction(&user_id, Restriction::Suspended, true)
+                .await?;
             println!("suspended {user_id}");
         }
         UserCommand::Unsuspend { username } => {
             let user_id = existing_user(&username)?;
-            accounts.set_suspended(&user_id, false).await?;
+            accounts
+                .set_restriction(&user_id, Restriction::Suspended, false)
+                .await?;
             println!("unsuspended {user_id}");
         }
         UserCommand::GrantAdmin { username } => {

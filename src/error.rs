@@ -239,6 +239,12 @@ impl From<crate::accounts::AccountError> for MatrixError {
     }
 }
 
+impl From<axum::extract::rejection::PathRejection> for MatrixError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        Self::invalid_param(rejection.body_text())
+    }
+}
+
 impl From<crate::threepids::ThreepidError> for MatrixError {
     fn from(err: crate::threepids::ThreepidError) -> Self {
         use crate::threepids::ThreepidError;

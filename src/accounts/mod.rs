@@ -16,6 +16,7 @@ use regex::RegexSet;
 use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use crate::store::Restriction;
 use crate::{
     clock::{Clock, Randomness},
     ratelimit::{Limit, RateLimitError, RateLimiter},
@@ -738,12 +739,18 @@ impl Accounts {
         }
     }
 
-    /// Locks or unlocks an account (operator action). A locked account keeps its sessions,
-    /// but every request except logout gets `M_USER_LOCKED` until it is unlocked.
-    pub async fn set_locked(&self, user_id: &UserId, locked: bool) -> Result<(), AccountError> {
+    /// Applies or lifts an operator's restriction. A locked account keeps its sessions, but
+    /// every request except logout gets `M_USER_LOCKED`; a suspended one can sign in and read,
+    /// but changes are refused with `M_USER_SUSPENDED`.
+    pub async fn set_restriction(
+        &self,
+        user_id: &UserId,
+        restriction: Restriction,
+        active: bool,
+    ) -> Result<(), AccountError> {
         if self
             .store
-            .set_locked(user_id.as_str(), locked, self.clock.now_ms())
+            .set_restriction(user_id.as_str(), restriction, active, self.clock.now_ms())
             .await?
         {
             Ok(())
@@ -779,23 +786,5 @@ impl Accounts {
             .await?
             .ok_or(AccountError::NoSuchUser)?;
         Ok((user.locked, user.suspended))
-    }
-
-    /// Suspends or unsuspends an account (operator action). A suspended account can sign in
-    /// and read, but changes to its profile are refused with `M_USER_SUSPENDED`.
-    pub async fn set_suspended(
-        &self,
-        user_id: &UserId,
-        suspended: bool,
-    ) -> Result<(), AccountError> {
-        if self
-            .store
-            .set_suspended(user_id.as_str(), suspended, self.clock.now_ms())
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(AccountError::NoSuchUser)
-        }
     }
 }

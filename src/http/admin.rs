@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{auth::Authenticated, json::JsonBody};
 use crate::{
-    accounts::{AccountError, Requester},
+    accounts::{AccountError, Requester, Restriction},
     app::AppState,
     error::MatrixError,
 };
@@ -49,8 +49,7 @@ fn target(
     app: &AppState,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<OwnedUserId, MatrixError> {
-    let Path(user_id) =
-        path.map_err(|rejection| MatrixError::invalid_param(rejection.body_text()))?;
+    let Path(user_id) = path?;
     let user_id = UserId::parse(&user_id)
         .map_err(|_| MatrixError::invalid_param(format!("{user_id:?} is not a user ID")))?;
     if user_id.server_name() != app.accounts.server_name() {
@@ -87,7 +86,7 @@ async fn put_lock(
 ) -> Result<Json<Value>, MatrixError> {
     require_admin(&app, &requester).await?;
     app.accounts
-        .set_locked(&target(&app, path)?, body.locked)
+        .set_restriction(&target(&app, path)?, Restriction::Locked, body.locked)
         .await?;
     Ok(Json(json!({ "locked": body.locked })))
 }
@@ -118,7 +117,7 @@ async fn put_suspend(
 ) -> Result<Json<Value>, MatrixError> {
     require_admin(&app, &requester).await?;
     app.accounts
-        .set_suspended(&target(&app, path)?, body.suspended)
+        .set_restriction(&target(&app, path)?, Restriction::Suspended, body.suspended)
         .await?;
     Ok(Json(json!({ "suspended": body.suspended })))
 }

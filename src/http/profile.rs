@@ -50,10 +50,6 @@ fn own_profile(user_id: &str) -> Result<OwnedUserId, MatrixError> {
         .map_err(|_| AccountError::Forbidden("You may only change your own profile").into())
 }
 
-fn path_error(rejection: PathRejection) -> MatrixError {
-    MatrixError::invalid_param(rejection.body_text())
-}
-
 /// `GET /profile/{userId}`: every field of an active user's profile (anyone may look, with or
 /// without an access token); 404 `M_NOT_FOUND` for an unknown or deactivated user.
 async fn get_profile(
@@ -61,7 +57,7 @@ async fn get_profile(
     _: MaybeAuthenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Map<String, Value>>, MatrixError> {
-    let Path(user_id) = path.map_err(path_error)?;
+    let Path(user_id) = path?;
     Ok(Json(app.accounts.profile(&profile_owner(&user_id)?).await?))
 }
 
@@ -72,7 +68,7 @@ async fn get_profile_field(
     _: MaybeAuthenticated,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Path((user_id, field)) = path.map_err(path_error)?;
+    let Path((user_id, field)) = path?;
     let field = ProfileField::parse(&field)?;
     let value = app
         .accounts
@@ -93,7 +89,7 @@ async fn set_profile_field(
     path: Result<Path<(String, String)>, PathRejection>,
     JsonBody { body, .. }: JsonBody<Map<String, Value>>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Path((user_id, field)) = path.map_err(path_error)?;
+    let Path((user_id, field)) = path?;
     let field = ProfileField::parse(&field)?;
     let value = match body.get(field.as_str()) {
         // Before v1.16 (the versions advertised), a missing or null display name or avatar
@@ -120,7 +116,7 @@ async fn delete_profile_field(
     Authenticated(requester): Authenticated,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Path((user_id, field)) = path.map_err(path_error)?;
+    let Path((user_id, field)) = path?;
     let field = ProfileField::parse(&field)?;
     app.accounts
         .set_profile_field(&requester, &own_profile(&user_id)?, field, None)

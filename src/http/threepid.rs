@@ -438,8 +438,7 @@ async fn openid_request_token(
     path: Result<Path<String>, PathRejection>,
     _: JsonBody<Value>,
 ) -> Result<Json<Value>, MatrixError> {
-    let Path(user_id) =
-        path.map_err(|rejection| MatrixError::invalid_param(rejection.body_text()))?;
+    let Path(user_id) = path?;
     if UserId::parse(&user_id).ok().as_deref() != Some(&*requester.user_id) {
         return Err(MatrixError::forbidden(
             "OpenID tokens can only be requested for yourself",

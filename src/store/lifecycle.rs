@@ -74,6 +74,25 @@ pub struct GuestUpgrade {
     pub login: Option<NewLogin>,
 }
 
+/// A reversible restriction the operator puts on an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriction {
+    /// Locked: every request but logout is refused with `M_USER_LOCKED`.
+    Locked,
+    /// Suspended: reading goes on, changes are refused with `M_USER_SUSPENDED`.
+    Suspended,
+}
+
+impl Restriction {
+    /// The `users` column holding when the restriction started.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Locked => "locked_at_ms",
+            Self::Suspended => "suspended_at_ms",
+        }
+    }
+}
+
 /// Outcome of writing a profile field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileWrite {
@@ -156,24 +175,18 @@ pub trait LifecycleStore: Send + Sync {
     /// The policy versions the user accepted, ordered by policy and version.
     async fn accepted_terms(&self, user_id: &str) -> Result<Vec<AcceptedTerms>, StoreError>;
 
-    /// Locks or unlocks the account; `false` if there is no such user.
-    async fn set_locked(
+    /// Applies (from `now_ms`, keeping an earlier start) or lifts an operator's restriction;
+    /// `false` if there is no such user.
+    async fn set_restriction(
         &self,
         user_id: &str,
-        locked: bool,
+        restriction: Restriction,
+        active: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
 
     /// Grants or revokes the server-administrator role; `false` if there is no such user.
     async fn set_admin(&self, user_id: &str, admin: bool) -> Result<bool, StoreError>;
-
-    /// Suspends or unsuspends the account; `false` if there is no such user.
-    async fn set_suspended(
-        &self,
-        user_id: &str,
-        suspended: bool,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
 
     /// Turns an active guest account into a full account with a password, records the
     /// registration extras and opens the session, atomically; `false` if the user is not an
@@ -559,22 +572,25 @@ macro_rules! impl_lifecycle_store {
                     .collect())
             }
 
-            async fn set_locked(
+            async fn set_restriction(
                 &self,
                 user_id: &str,
-                locked: bool,
+                restriction: $crate::store::Restriction,
+                active: bool,
                 now_ms: i64,
             ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query(
-                    "UPDATE users SET locked_at_ms = \
-                     CASE WHEN $2 THEN COALESCE(locked_at_ms, $3) ELSE NULL END \
-                     WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .bind(locked)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?;
+                let column = restriction.column();
+                let query = format!(
+                    "UPDATE users SET {column} = \
+                     CASE WHEN $2 THEN COALESCE({column}, $3) ELSE NULL END \
+                     WHERE user_id = $1"
+                );
+                let result = sqlx::query(sqlx::AssertSqlSafe(query))
+                    .bind(user_id)
+                    .bind(active)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(result.rows_affected() > 0)
             }
 
@@ -588,25 +604,6 @@ macro_rules! impl_lifecycle_store {
                     .bind(admin)
                     .execute(&self.pool)
                     .await?;
-                Ok(result.rows_affected() > 0)
-            }
-
-            async fn set_suspended(
-                &self,
-                user_id: &str,
-                suspended: bool,
-                now_ms: i64,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query(
-                    "UPDATE users SET suspended_at_ms = \
-                     CASE WHEN $2 THEN COALESCE(suspended_at_ms, $3) ELSE NULL END \
-                     WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .bind(suspended)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?;
                 Ok(result.rows_affected() > 0)
             }
 

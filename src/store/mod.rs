@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 pub use lifecycle::{
     AcceptedTerms, GuestUpgrade, LifecycleStore, NewLoginToken, ProfileWrite, RegistrationExtras,
-    RegistrationTokenRecord,
+    RegistrationTokenRecord, Restriction,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{RACERS, account, login, on_postgres, on_sqlite, user_id};
 use crate::store::{
     AcceptedTerms, GuestUpgrade, NewAccount, NewLoginToken, NewThreepid, ProfileWrite,
-    RegistrationExtras, RegistrationTokenRecord, Store,
+    RegistrationExtras, RegistrationTokenRecord, Restriction, Store,
 };
 
 conformance_suite!(
@@ -336,18 +336,33 @@ async fn lock_and_suspension_reach_user_and_token_owner(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let alice = user_id("alice");
-    assert!(store.set_locked(&alice, true, 2_000).await.unwrap());
-    assert!(store.set_suspended(&alice, true, 2_000).await.unwrap());
+    assert!(
+        store
+            .set_restriction(&alice, Restriction::Locked, true, 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_restriction(&alice, Restriction::Suspended, true, 2_000)
+            .await
+            .unwrap()
+    );
     let owner = store.find_token_owner("tok").await.unwrap().unwrap();
     assert!(owner.locked && owner.suspended);
     let user = store.find_user(&alice).await.unwrap().unwrap();
     assert!(user.locked && user.suspended);
-    assert!(store.set_locked(&alice, false, 3_000).await.unwrap());
+    assert!(
+        store
+            .set_restriction(&alice, Restriction::Locked, false, 3_000)
+            .await
+            .unwrap()
+    );
     let owner = store.find_token_owner("tok").await.unwrap().unwrap();
     assert!(!owner.locked && owner.suspended);
     assert!(
         !store
-            .set_locked(&user_id("nobody"), true, 3_000)
+            .set_restriction(&user_id("nobody"), Restriction::Locked, true, 3_000)
             .await
             .unwrap()
     );

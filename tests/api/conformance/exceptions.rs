@@ -8,8 +8,8 @@ use super::catalog::Endpoint;
 pub struct UndocumentedError {
     /// The method, or `"*"` for any.
     pub method: &'static str,
-    /// The full path template (as in [`Endpoint::template`]), or `"*"` for any.
-    pub template: &'static str,
+    /// The full path templates (as in [`Endpoint::template`]) it applies to; `"*"` for any.
+    pub templates: &'static [&'static str],
     /// The status.
     pub status: u16,
     /// The error codes this entry covers.
@@ -19,6 +19,15 @@ pub struct UndocumentedError {
     /// Why this is allowed.
     pub reason: &'static str,
 }
+
+/// The 3PID endpoints that document only their success (and UIA) answers.
+const THREEPID_ENDPOINTS: &[&str] = &[
+    "/_matrix/client/v3/account/3pid",
+    "/_matrix/client/v3/account/3pid/add",
+    "/_matrix/client/v3/account/3pid/bind",
+    "/_matrix/client/v3/account/3pid/unbind",
+    "/_matrix/client/v3/account/3pid/delete",
+];
 
 /// Errors a request about a third-party identifier session or address may get.
 const THREEPID_REQUEST_ERRORS: &[&str] = &[
@@ -40,7 +49,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // (logout, capabilities), and on UIA endpoints their only 401 is the UIA body.
     UndocumentedError {
         method: "*",
-        template: "*",
+        templates: &["*"],
         status: 401,
         errcodes: &["M_MISSING_TOKEN", "M_UNKNOWN_TOKEN"],
         token_endpoints_only: true,
@@ -53,7 +62,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // documents it. Endpoints such as `POST /refresh` do not list a 400 at all.
     UndocumentedError {
         method: "*",
-        template: "*",
+        templates: &["*"],
         status: 400,
         errcodes: &["M_NOT_JSON", "M_BAD_JSON", "M_MISSING_PARAM"],
         token_endpoints_only: false,
@@ -64,7 +73,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // (so also on `POST /login`, which takes no token, and `POST /refresh`).
     UndocumentedError {
         method: "*",
-        template: "*",
+        templates: &["*"],
         status: 401,
         errcodes: &["M_USER_LOCKED"],
         token_endpoints_only: true,
@@ -72,7 +81,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     },
     UndocumentedError {
         method: "POST",
-        template: "/_matrix/client/v3/login",
+        templates: &["/_matrix/client/v3/login"],
         status: 401,
         errcodes: &["M_USER_LOCKED"],
         token_endpoints_only: false,
@@ -82,7 +91,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // `M_USER_SUSPENDED`, on whichever endpoint the server forbids.
     UndocumentedError {
         method: "*",
-        template: "*",
+        templates: &["*"],
         status: 403,
         errcodes: &["M_USER_SUSPENDED"],
         token_endpoints_only: true,
@@ -92,7 +101,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // `M_GUEST_ACCESS_FORBIDDEN` (a common error code); the OpenAPI files do not repeat it.
     UndocumentedError {
         method: "*",
-        template: "*",
+        templates: &["*"],
         status: 403,
         errcodes: &["M_GUEST_ACCESS_FORBIDDEN"],
         token_endpoints_only: true,
@@ -105,7 +114,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // errors (`M_NO_VALID_SESSION`, `M_SESSION_NOT_VALIDATED`, `M_SESSION_EXPIRED`).
     UndocumentedError {
         method: "POST",
-        template: "/_matrix/client/v3/account/3pid/add",
+        templates: THREEPID_ENDPOINTS,
         status: 400,
         errcodes: THREEPID_REQUEST_ERRORS,
         token_endpoints_only: false,
@@ -113,71 +122,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     },
     UndocumentedError {
         method: "POST",
-        template: "/_matrix/client/v3/account/3pid/add",
-        status: 403,
-        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
-        token_endpoints_only: false,
-        reason: "the identity server did not vouch for the session, or the address is not allowed",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid/bind",
-        status: 400,
-        errcodes: THREEPID_REQUEST_ERRORS,
-        token_endpoints_only: false,
-        reason: "third-party identifier errors of the spec's 'Other error codes'",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid/bind",
-        status: 403,
-        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
-        token_endpoints_only: false,
-        reason: "the identity server did not vouch for the session, or the address is not allowed",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid/unbind",
-        status: 400,
-        errcodes: THREEPID_REQUEST_ERRORS,
-        token_endpoints_only: false,
-        reason: "third-party identifier errors of the spec's 'Other error codes'",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid/unbind",
-        status: 403,
-        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
-        token_endpoints_only: false,
-        reason: "the identity server did not vouch for the session, or the address is not allowed",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid/delete",
-        status: 400,
-        errcodes: THREEPID_REQUEST_ERRORS,
-        token_endpoints_only: false,
-        reason: "third-party identifier errors of the spec's 'Other error codes'",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid/delete",
-        status: 403,
-        errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
-        token_endpoints_only: false,
-        reason: "the identity server did not vouch for the session, or the address is not allowed",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid",
-        status: 400,
-        errcodes: THREEPID_REQUEST_ERRORS,
-        token_endpoints_only: false,
-        reason: "third-party identifier errors of the spec's 'Other error codes'",
-    },
-    UndocumentedError {
-        method: "POST",
-        template: "/_matrix/client/v3/account/3pid",
+        templates: THREEPID_ENDPOINTS,
         status: 403,
         errcodes: &["M_THREEPID_AUTH_FAILED", "M_THREEPID_DENIED"],
         token_endpoints_only: false,
@@ -188,7 +133,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // unknown user is 404 `M_NOT_FOUND`, as on the other admin endpoints.
     UndocumentedError {
         method: "GET",
-        template: "/_matrix/client/v3/admin/whois/{userId}",
+        templates: &["/_matrix/client/v3/admin/whois/{userId}"],
         status: 403,
         errcodes: &["M_FORBIDDEN"],
         token_endpoints_only: true,
@@ -196,7 +141,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     },
     UndocumentedError {
         method: "GET",
-        template: "/_matrix/client/v3/admin/whois/{userId}",
+        templates: &["/_matrix/client/v3/admin/whois/{userId}"],
         status: 404,
         errcodes: &["M_NOT_FOUND"],
         token_endpoints_only: true,
@@ -207,7 +152,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // 429, but `M_FORBIDDEN` is one of the spec's "Common error codes" any endpoint may return.
     UndocumentedError {
         method: "GET",
-        template: "/_matrix/client/v3/register/available",
+        templates: &["/_matrix/client/v3/register/available"],
         status: 403,
         errcodes: &["M_FORBIDDEN"],
         token_endpoints_only: false,
@@ -218,7 +163,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // and 429 for login, but a request the server cannot act on is a 400 everywhere else.
     UndocumentedError {
         method: "POST",
-        template: "/_matrix/client/api/v1/login",
+        templates: &["/_matrix/client/api/v1/login"],
         status: 400,
         errcodes: &["M_UNKNOWN"],
         token_endpoints_only: false,
@@ -229,7 +174,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // registration and document only 200 and 400.
     UndocumentedError {
         method: "POST",
-        template: "/_matrix/client/api/v1/register",
+        templates: &["/_matrix/client/api/v1/register"],
         status: 403,
         errcodes: &["M_FORBIDDEN"],
         token_endpoints_only: false,
@@ -240,7 +185,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // documents for the same code.
     UndocumentedError {
         method: "POST",
-        template: "*",
+        templates: &["*"],
         status: 400,
         errcodes: &["M_WEAK_PASSWORD"],
         token_endpoints_only: false,
@@ -252,7 +197,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     // `M_FORBIDDEN`, a common error code) are not stage failures, so not the 401 UIA body.
     UndocumentedError {
         method: "POST",
-        template: "*",
+        templates: &["*"],
         status: 400,
         errcodes: &["M_UNKNOWN", "M_UNRECOGNIZED"],
         token_endpoints_only: true,
@@ -260,7 +205,7 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
     },
     UndocumentedError {
         method: "POST",
-        template: "*",
+        templates: &["*"],
         status: 403,
         errcodes: &["M_FORBIDDEN"],
         token_endpoints_only: true,
@@ -272,7 +217,10 @@ impl UndocumentedError {
     /// Whether this entry covers `status` with `errcode` on `endpoint`.
     pub fn covers(&self, endpoint: &Endpoint, status: u16, errcode: Option<&str>) -> bool {
         (self.method == "*" || self.method == endpoint.method)
-            && (self.template == "*" || self.template == endpoint.template)
+            && self
+                .templates
+                .iter()
+                .any(|template| *template == "*" || *template == endpoint.template)
             && self.status == status
             && errcode.is_some_and(|errcode| self.errcodes.contains(&errcode))
             && (!self.token_endpoints_only || endpoint.takes_token)
