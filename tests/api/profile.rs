@@ -224,33 +224,50 @@ async fn configuration_locks_fields_and_capabilities_say_so() {
     );
 }
 
-#[tokio::test]
-async fn a_deactivated_account_has_no_profile() {
-    let server = TestServer::spawn().await;
-    let alice = server.register("alice", "password123").await;
-    let token = alice["access_token"].as_str().unwrap();
+/// Deactivates `user` (password `password123`) with `erase`.
+async fn deactivate(server: &TestServer, user: &str, token: &str, erase: bool) {
+    let path = "/_matrix/client/v3/account/deactivate";
     let (_, challenge) = server
-        .post(
-            "/_matrix/client/v3/account/deactivate",
-            Some(token),
-            &json!({"erase": true}),
-        )
+        .post(path, Some(token), &json!({"erase": erase}))
         .await;
-    let body = json!({"erase": true, "auth": {
+    let body = json!({"erase": erase, "auth": {
         "type": "m.login.password",
-        "identifier": {"type": "m.id.user", "user": "alice"},
+        "identifier": {"type": "m.id.user", "user": user},
         "password": "password123",
         "session": challenge["session"],
     }});
-    let (status, _) = server
-        .post("/_matrix/client/v3/account/deactivate", Some(token), &body)
-        .await;
+    let (status, _) = server.post(path, Some(token), &body).await;
     assert_eq!(status, StatusCode::OK);
-    assert_error(
-        &server
-            .get("/_matrix/client/v3/profile/@alice:localhost", None)
-            .await,
-        StatusCode::NOT_FOUND,
-        "M_NOT_FOUND",
-    );
+}
+
+#[tokio::test]
+async fn a_deactivated_account_has_no_profile_and_erase_deletes_it() {
+    use sqlx::Connection;
+    let server = TestServer::spawn().await;
+    for (user, erase) in [("alice", true), ("bob", false)] {
+        let registered = server.register(user, "password123").await;
+        deactivate(
+            &server,
+            user,
+            registered["access_token"].as_str().unwrap(),
+            erase,
+        )
+        .await;
+        let profile = format!("/_matrix/client/v3/profile/@{user}:localhost");
+        assert_error(
+            &server.get(&profile, None).await,
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+        );
+    }
+    // No API shows a deactivated profile, so the database tells what `erase` removed.
+    let mut db = sqlx::SqliteConnection::connect(server.database_url())
+        .await
+        .expect("open the test database");
+    let fields = |user: &'static str| {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM profile_fields WHERE user_id = $1")
+            .bind(format!("@{user}:localhost"))
+    };
+    assert_eq!(fields("alice").fetch_one(&mut db).await.unwrap(), 0);
+    assert_eq!(fields("bob").fetch_one(&mut db).await.unwrap(), 1);
 }

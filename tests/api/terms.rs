@@ -55,6 +55,21 @@ async fn registration_shows_the_policies_and_records_the_accepted_versions() {
     let (status, registered) = server.post(REGISTER, None, &accepted).await;
     assert_eq!(status, StatusCode::OK, "{registered}");
     assert_eq!(registered["user_id"], "@cheeky_monkey:localhost");
+    // The versions shown are recorded with the account (no API reads them back).
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(server.database_url())
+        .await
+        .expect("open the test database");
+    let accepted: Vec<(String, String)> =
+        sqlx::query_as("SELECT policy, version FROM accepted_terms WHERE user_id = $1")
+            .bind("@cheeky_monkey:localhost")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(
+        accepted,
+        vec![("terms_of_service".to_owned(), "1.2".to_owned())]
+    );
 
     // Skipping the stage is not possible: a fresh session without it stays at 401.
     let mut skipped = json!({"username": "skipper", "password": "ilovebananas"});
