@@ -155,3 +155,40 @@ async fn addresses_outside_the_allowed_domains_are_denied() {
         .await;
     assert_error(&response, StatusCode::FORBIDDEN, "M_THREEPID_DENIED");
 }
+
+#[tokio::test]
+async fn deactivation_reports_no_support_when_the_identity_server_cannot_unbind() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let dana = server.register("dana", "password123").await;
+    let token = dana["access_token"].as_str();
+    let sid = identity.validate("dana@example.org", "dana-secret").await;
+    let body = json!({
+        "three_pid_creds": {"id_server": sydent.name(), "sid": sid, "client_secret": "dana-secret"},
+        "bind": true,
+    });
+    assert_eq!(server.post(R0_3PID, token, &body).await.0, StatusCode::OK);
+    drop(identity);
+    drop(sydent);
+    let (_, challenge) = server
+        .post("/_matrix/client/v3/account/deactivate", token, &json!({}))
+        .await;
+    let body = json!({"auth": {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "dana"},
+        "password": "password123",
+        "session": challenge["session"],
+    }});
+    let (status, done) = server
+        .post("/_matrix/client/v3/account/deactivate", token, &body)
+        .await;
+    assert_eq!(
+        (status, done),
+        (
+            StatusCode::OK,
+            json!({"id_server_unbind_result": "no-support"})
+        )
+    );
+}
