@@ -3,7 +3,7 @@
 //! written once, in [`impl_core_store!`](crate::impl_core_store).
 
 /// Implements [`Store`](crate::store::Store) for a store type with a `pool` field and a
-/// `begin_write` method, and defines its `open_device_session` and `completed_stages` helpers
+/// `begin_write` method, and defines its `open_device_session`, `uia_progress` and `set_uia_value_in` helpers
 /// for its connection type. The dialect fragments:
 /// - `distinct_from`: null-safe inequality (`IS NOT`, `IS DISTINCT FROM`);
 /// - `greatest`: the two-argument maximum (`MAX`, `GREATEST`);
@@ -71,20 +71,54 @@ macro_rules! impl_core_store {
             Ok(())
         }
 
-        /// The completed stages of a UIA session, in completion order.
-        async fn completed_stages(
+        /// Where a UIA session stands: its completed stages, in completion order, and its values.
+        async fn uia_progress(
             conn: &mut $conn,
             session_hash: &str,
-        ) -> Result<Vec<String>, StoreError> {
-            Ok(sqlx::query_scalar(
+        ) -> Result<$crate::store::UiaProgressRecord, StoreError> {
+            let completed = sqlx::query_scalar(
                 concat!(
                     "SELECT stage FROM uia_completed_stages WHERE session_hash = $1 ORDER BY ",
                     $completion_order
                 ),
             )
             .bind(session_hash)
-            .fetch_all(conn)
-            .await?)
+            .fetch_all(&mut *conn)
+            .await?;
+            let values: Vec<(String, String)> = sqlx::query_as(
+                "SELECT name, value FROM uia_session_values WHERE session_hash = $1",
+            )
+            .bind(session_hash)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok($crate::store::UiaProgressRecord {
+                completed,
+                values: values.into_iter().collect(),
+            })
+        }
+
+        /// Sets one named value of a UIA session inside the caller's transaction; `false` if the
+        /// session does not exist.
+        async fn set_uia_value_in(
+            conn: &mut $conn,
+            session_hash: &str,
+            name: &str,
+            value: &str,
+        ) -> Result<bool, StoreError> {
+            let result = sqlx::query(
+                concat!(
+                    "INSERT INTO uia_session_values (session_hash, name, value) \
+                     SELECT session_hash, $2, $3 FROM uia_sessions WHERE session_hash = $1",
+                    $key_share,
+                    " ON CONFLICT (session_hash, name) DO UPDATE SET value = excluded.value"
+                ),
+            )
+            .bind(session_hash)
+            .bind(name)
+            .bind(value)
+            .execute(conn)
+            .await?;
+            Ok(result.rows_affected() > 0)
         }
 
         #[async_trait::async_trait]
@@ -224,24 +258,30 @@ macro_rules! impl_core_store {
                 &self,
                 presented_refresh_hash: &str,
                 rotation: TokenRotation,
-            ) -> Result<Option<(String, String)>, StoreError> {
+            ) -> Result<$crate::store::RefreshOutcome, StoreError> {
+                use $crate::store::RefreshOutcome;
                 let mut tx = self.begin_write().await?;
-                let session: Option<(String, String, String)> = sqlx::query_as(
-                    "SELECT token_hash, user_id, device_id FROM access_tokens \
-                     WHERE refresh_token_hash = $1 OR previous_refresh_hash = $1",
+                let session: Option<(String, String, String, bool)> = sqlx::query_as(
+                    "SELECT t.token_hash, t.user_id, t.device_id, u.locked_at_ms IS NOT NULL \
+                     FROM access_tokens t JOIN users u ON u.user_id = t.user_id \
+                     WHERE t.refresh_token_hash = $1 OR t.previous_refresh_hash = $1",
                 )
                 .bind(presented_refresh_hash)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((old_token_hash, user_id, device_id)) = session else {
-                    return Ok(None);
+                let Some((old_token_hash, user_id, device_id, locked)) = session else {
+                    return Ok(RefreshOutcome::Unknown);
                 };
+                if locked {
+                    // Nothing rotates: the session stays as it was for when the lock is lifted.
+                    return Ok(RefreshOutcome::Locked);
+                }
                 let deleted = sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
                     .bind(&old_token_hash)
                     .execute(&mut *tx)
                     .await?;
                 if deleted.rows_affected() != 1 {
-                    return Ok(None);
+                    return Ok(RefreshOutcome::Unknown);
                 }
                 sqlx::query(
                     "INSERT INTO access_tokens (token_hash, user_id, device_id, created_at_ms, \
@@ -261,7 +301,7 @@ macro_rules! impl_core_store {
                     "access or refresh token hash already in use",
                 ))?;
                 tx.commit().await?;
-                Ok(Some((user_id, device_id)))
+                Ok(RefreshOutcome::Rotated { user_id, device_id })
             }
 
             async fn settle_refresh(&self, access_token_hash: &str) -> Result<(), StoreError> {
@@ -367,14 +407,13 @@ macro_rules! impl_core_store {
             async fn insert_uia_session(&self, session: UiaSessionRecord) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO uia_sessions \
-                         (session_hash, action, fingerprint, user_id, data, created_at_ms, expires_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         (session_hash, action, fingerprint, user_id, created_at_ms, expires_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(session.session_hash)
                 .bind(session.action)
                 .bind(session.fingerprint)
                 .bind(session.user_id)
-                .bind(session.data)
                 .bind(session.created_at_ms)
                 .bind(session.expires_at_ms)
                 .execute(&self.pool)
@@ -388,29 +427,29 @@ macro_rules! impl_core_store {
                 session_hash: &str,
             ) -> Result<Option<UiaSessionRecord>, StoreError> {
                 let mut tx = self.pool.begin_with($read_snapshot).await?;
-                let row: Option<(String, String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
-                    "SELECT session_hash, action, fingerprint, user_id, data, created_at_ms, expires_at_ms \
+                let row: Option<(String, String, String, Option<String>, i64, i64)> = sqlx::query_as(
+                    "SELECT session_hash, action, fingerprint, user_id, created_at_ms, expires_at_ms \
                      FROM uia_sessions WHERE session_hash = $1",
                 )
                 .bind(session_hash)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((session_hash, action, fingerprint, user_id, data, created_at_ms, expires_at_ms)) =
+                let Some((session_hash, action, fingerprint, user_id, created_at_ms, expires_at_ms)) =
                     row
                 else {
                     return Ok(None);
                 };
-                let completed = completed_stages(&mut tx, &session_hash).await?;
+                let progress = uia_progress(&mut tx, &session_hash).await?;
                 tx.commit().await?;
                 Ok(Some(UiaSessionRecord {
                     session_hash,
                     action,
                     fingerprint,
                     user_id,
-                    data,
+                    values: progress.values,
                     created_at_ms,
                     expires_at_ms,
-                    completed,
+                    completed: progress.completed,
                 }))
             }
 
@@ -418,7 +457,8 @@ macro_rules! impl_core_store {
                 &self,
                 session_hash: &str,
                 stage: &str,
-            ) -> Result<Vec<String>, StoreError> {
+                record: Option<&str>,
+            ) -> Result<$crate::store::UiaProgressRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     concat!(
@@ -432,18 +472,24 @@ macro_rules! impl_core_store {
                 .bind(stage)
                 .execute(&mut *tx)
                 .await?;
-                let completed = completed_stages(&mut tx, session_hash).await?;
+                if let Some(record) = record {
+                    set_uia_value_in(&mut tx, session_hash, stage, record).await?;
+                }
+                let progress = uia_progress(&mut tx, session_hash).await?;
                 tx.commit().await?;
-                Ok(completed)
+                Ok(progress)
             }
 
-            async fn update_uia_data(&self, session_hash: &str, data: &str) -> Result<bool, StoreError> {
-                let result = sqlx::query("UPDATE uia_sessions SET data = $1 WHERE session_hash = $2")
-                    .bind(data)
-                    .bind(session_hash)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(result.rows_affected() > 0)
+            async fn set_uia_value(
+                &self,
+                session_hash: &str,
+                name: &str,
+                value: &str,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let set = set_uia_value_in(&mut tx, session_hash, name, value).await?;
+                tx.commit().await?;
+                Ok(set)
             }
 
             async fn take_uia_session(&self, session_hash: &str) -> Result<bool, StoreError> {

@@ -14,6 +14,7 @@ mod sqlite;
 mod tests;
 mod threepids;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -187,6 +188,22 @@ pub struct TokenRotation {
     pub now_ms: i64,
 }
 
+/// What became of a refresh token presented for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The session's tokens were replaced.
+    Rotated {
+        /// Owner of the session.
+        user_id: String,
+        /// The session's device.
+        device_id: String,
+    },
+    /// No session holds this refresh token (unknown, or already used).
+    Unknown,
+    /// The session's account is locked; nothing was rotated.
+    Locked,
+}
+
 /// A device as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -227,14 +244,24 @@ pub struct UiaSessionRecord {
     pub fingerprint: String,
     /// The user the operation acts for, when the request was authenticated.
     pub user_id: Option<String>,
-    /// Stage-specific state, as JSON text (for example the user chosen by a legacy flow).
-    pub data: String,
+    /// What the session remembers, by name: each completed stage's record (under the stage
+    /// type) and the operation's own values, as JSON text.
+    pub values: BTreeMap<String, String>,
     /// Creation time, milliseconds since the epoch.
     pub created_at_ms: i64,
     /// Expiry time, milliseconds since the epoch.
     pub expires_at_ms: i64,
     /// Stages completed so far, in completion order.
     pub completed: Vec<String>,
+}
+
+/// Where a UIA session stands, read in the transaction that last changed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UiaProgressRecord {
+    /// Stages completed so far, in completion order.
+    pub completed: Vec<String>,
+    /// What the session remembers, by name, as JSON text.
+    pub values: BTreeMap<String, String>,
 }
 
 /// The storage interface of Vestibule. Implementations: [`SqliteStore`], [`PgStore`].
@@ -280,14 +307,13 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
 
     /// Exchanges a refresh token for a new token pair on the same device: the old access token
     /// is revoked. The presented hash may be the session's current refresh token or, while the
-    /// rotation is not yet settled, the one it was rotated from. Returns the (user ID, device ID)
-    /// of the session, or `None` for an unknown or already used refresh token (of two
-    /// concurrent refreshes with one token, exactly one succeeds).
+    /// rotation is not yet settled, the one it was rotated from. Of two concurrent refreshes with
+    /// one token, exactly one rotates; a locked account's session is left as it is.
     async fn rotate_refresh_token(
         &self,
         presented_refresh_hash: &str,
         rotation: TokenRotation,
-    ) -> Result<Option<(String, String)>, StoreError>;
+    ) -> Result<RefreshOutcome, StoreError>;
 
     /// Stops accepting the refresh token the session of this access token was rotated from.
     async fn settle_refresh(&self, access_token_hash: &str) -> Result<(), StoreError>;
@@ -318,7 +344,8 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
     /// All devices of a user, ordered by device ID.
     async fn list_devices(&self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError>;
 
-    /// Stores a new UIA session (its `completed` list is ignored: a new session has none).
+    /// Stores a new UIA session (its `completed` list and `values` are ignored: a new session
+    /// has none).
     async fn insert_uia_session(&self, session: UiaSessionRecord) -> Result<(), StoreError>;
 
     /// Looks a UIA session up, with its completed stages; expired sessions are still returned
@@ -328,15 +355,24 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
         session_hash: &str,
     ) -> Result<Option<UiaSessionRecord>, StoreError>;
 
-    /// Records a completed stage (idempotent) and returns the completed stages in order.
+    /// Records a completed stage (idempotent) together with what it recorded (kept under the
+    /// stage's name), in one transaction, and returns where the session stands, read in that
+    /// same transaction. An unknown session records nothing and stands nowhere.
     async fn complete_uia_stage(
         &self,
         session_hash: &str,
         stage: &str,
-    ) -> Result<Vec<String>, StoreError>;
+        record: Option<&str>,
+    ) -> Result<UiaProgressRecord, StoreError>;
 
-    /// Replaces the stage-specific JSON state of a session; `false` if it does not exist.
-    async fn update_uia_data(&self, session_hash: &str, data: &str) -> Result<bool, StoreError>;
+    /// Sets one named value of a session (JSON text), leaving its other values as they are;
+    /// `false` if the session does not exist.
+    async fn set_uia_value(
+        &self,
+        session_hash: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes a session; `true` only for the one caller that actually deleted it, so a
     /// completed session can be consumed exactly once.

@@ -5,14 +5,16 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and drop it afterwards, also when the test
 //! panics.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, RegistrationExtras, SqliteStore, Store,
-    StoreError, TokenOwner, TokenRotation, UiaSessionRecord, UserRecord,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, RefreshOutcome, RegistrationExtras,
+    SqliteStore, Store, StoreError, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord,
+    UserRecord,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -121,7 +123,8 @@ conformance_suite!(
     failed_create_account_leaves_no_rows,
     uia_session_round_trip,
     complete_uia_stage_is_idempotent_and_ordered,
-    update_uia_data_replaces_state,
+    uia_values_are_kept_per_name,
+    concurrent_stage_records_are_all_kept,
     take_uia_session_succeeds_once,
     concurrent_take_uia_session_has_one_winner,
     delete_expired_uia_sessions_removes_only_expired,
@@ -173,7 +176,7 @@ fn uia_session(session_hash: &str, expires_at_ms: i64) -> UiaSessionRecord {
         action: "register".to_owned(),
         fingerprint: format!("fingerprint-{session_hash}"),
         user_id: None,
-        data: "{}".to_owned(),
+        values: BTreeMap::new(),
         created_at_ms: 1_000,
         expires_at_ms,
         completed: Vec::new(),
@@ -823,7 +826,6 @@ async fn uia_session_round_trip(store: Arc<dyn Store>) {
     let session = UiaSessionRecord {
         action: "delete_devices".to_owned(),
         user_id: Some(user_id("alice")),
-        data: r#"{"user":"alice"}"#.to_owned(),
         ..uia_session("session-1", 61_000)
     };
     store
@@ -864,9 +866,10 @@ async fn complete_uia_stage_is_idempotent_and_ordered(store: Arc<dyn Store>) {
         let store = Arc::clone(&store);
         async move {
             store
-                .complete_uia_stage("session-1", stage)
+                .complete_uia_stage("session-1", stage, None)
                 .await
                 .expect("complete stage")
+                .completed
         }
     };
     assert_eq!(complete("m.login.terms").await, vec!["m.login.terms"]);
@@ -901,10 +904,10 @@ async fn complete_uia_stage_is_idempotent_and_ordered(store: Arc<dyn Store>) {
 
     assert!(
         store
-            .complete_uia_stage("unknown", "m.login.dummy")
+            .complete_uia_stage("unknown", "m.login.dummy", Some("{}"))
             .await
             .expect("complete stage of unknown session")
-            .is_empty()
+            == UiaProgressRecord::default()
     );
     assert_eq!(
         store
@@ -915,29 +918,75 @@ async fn complete_uia_stage_is_idempotent_and_ordered(store: Arc<dyn Store>) {
     );
 }
 
-async fn update_uia_data_replaces_state(store: Arc<dyn Store>) {
+async fn uia_values_are_kept_per_name(store: Arc<dyn Store>) {
     store
         .insert_uia_session(uia_session("session-1", 61_000))
         .await
         .expect("insert session");
     assert!(
         store
-            .update_uia_data("session-1", r#"{"user":"alice"}"#)
+            .set_uia_value("session-1", "user", r#""alice""#)
             .await
-            .expect("update data")
+            .expect("set value")
+    );
+    assert!(
+        store
+            .set_uia_value("session-1", "user", r#""bob""#)
+            .await
+            .expect("replace value")
     );
     assert!(
         !store
-            .update_uia_data("unknown", "{}")
+            .set_uia_value("unknown", "user", "{}")
             .await
-            .expect("update data")
+            .expect("set value of unknown session")
     );
+    let progress = store
+        .complete_uia_stage("session-1", "m.login.terms", Some(r#"{"accepted":1}"#))
+        .await
+        .expect("complete stage with record");
+    let expected: BTreeMap<String, String> = [
+        ("m.login.terms".to_owned(), r#"{"accepted":1}"#.to_owned()),
+        ("user".to_owned(), r#""bob""#.to_owned()),
+    ]
+    .into();
+    assert_eq!(progress.completed, vec!["m.login.terms"]);
+    assert_eq!(progress.values, expected);
     let found = store
         .find_uia_session("session-1")
         .await
         .expect("find session")
         .expect("session exists");
-    assert_eq!(found.data, r#"{"user":"alice"}"#);
+    assert_eq!(found.values, expected);
+}
+
+/// Stages completed concurrently on one session each keep their record (a read-modify-write
+/// of one blob would lose all but one).
+async fn concurrent_stage_records_are_all_kept(store: Arc<dyn Store>) {
+    store
+        .insert_uia_session(uia_session("session-1", 61_000))
+        .await
+        .expect("insert session");
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|racer| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .complete_uia_stage("session-1", &format!("stage-{racer}"), Some("true"))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task panicked").expect("complete stage");
+    }
+    let found = store
+        .find_uia_session("session-1")
+        .await
+        .expect("find session")
+        .expect("session exists");
+    assert_eq!(found.completed.len(), RACERS);
+    assert_eq!(found.values.len(), RACERS);
 }
 
 async fn take_uia_session_succeeds_once(store: Arc<dyn Store>) {
@@ -946,7 +995,7 @@ async fn take_uia_session_succeeds_once(store: Arc<dyn Store>) {
         .await
         .expect("insert session");
     store
-        .complete_uia_stage("session-1", "m.login.dummy")
+        .complete_uia_stage("session-1", "m.login.dummy", None)
         .await
         .expect("complete stage");
 
@@ -1010,7 +1059,7 @@ async fn delete_expired_uia_sessions_removes_only_expired(store: Arc<dyn Store>)
             .await
             .expect("insert session");
         store
-            .complete_uia_stage(hash, "m.login.dummy")
+            .complete_uia_stage(hash, "m.login.dummy", None)
             .await
             .expect("complete stage");
     }
@@ -1108,7 +1157,10 @@ async fn account_with_refresh(store: &dyn Store) {
 
 async fn refresh_rotation_keeps_previous_until_settled(store: Arc<dyn Store>) {
     account_with_refresh(&*store).await;
-    let session = Some((user_id("rita"), "PHONE".to_owned()));
+    let session = RefreshOutcome::Rotated {
+        user_id: user_id("rita"),
+        device_id: "PHONE".to_owned(),
+    };
     let rotated = store
         .rotate_refresh_token("refresh-1", rotation("access-2", "refresh-2", true))
         .await;
@@ -1146,7 +1198,7 @@ async fn refresh_rotation_keeps_previous_until_settled(store: Arc<dyn Store>) {
             .rotate_refresh_token("refresh-1", rotation("a4", "r4", true))
             .await
             .expect("rotate"),
-        None
+        RefreshOutcome::Unknown
     );
     assert_eq!(
         store
@@ -1162,20 +1214,23 @@ async fn refresh_rotation_without_grace_revokes_at_once(store: Arc<dyn Store>) {
     let rotated = store
         .rotate_refresh_token("refresh-1", rotation("access-2", "refresh-2", false))
         .await;
-    assert!(rotated.expect("rotate").is_some());
+    assert!(matches!(
+        rotated.expect("rotate"),
+        RefreshOutcome::Rotated { .. }
+    ));
     assert_eq!(
         store
             .rotate_refresh_token("refresh-1", rotation("a3", "r3", false))
             .await
             .expect("rotate"),
-        None
+        RefreshOutcome::Unknown
     );
     assert_eq!(
         store
             .rotate_refresh_token("unknown", rotation("a4", "r4", false))
             .await
             .expect("rotate"),
-        None
+        RefreshOutcome::Unknown
     );
     assert!(
         !store
@@ -1202,7 +1257,10 @@ async fn concurrent_refresh_has_one_winner(store: Arc<dyn Store>) {
     });
     let mut winners = 0;
     for attempt in attempts.collect::<Vec<_>>() {
-        if attempt.await.expect("task").expect("rotate").is_some() {
+        if matches!(
+            attempt.await.expect("task").expect("rotate"),
+            RefreshOutcome::Rotated { .. }
+        ) {
             winners += 1;
         }
     }

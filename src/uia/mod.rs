@@ -184,7 +184,7 @@ impl Uia {
             None => self.start_session(operation).await?,
         };
         let mut completed = session.completed;
-        let mut data: Map<String, Value> = serde_json::from_str(&session.data).unwrap_or_default();
+        let mut data = parse_values(&session.values);
         let stage_type = match auth.and_then(|auth| auth.get("type")) {
             None | Some(Value::Null) => None,
             Some(Value::String(stage)) => Some(stage.as_str()),
@@ -212,19 +212,13 @@ impl Uia {
             };
             match stage.attempt(&context, auth).await {
                 Ok(recorded) => {
-                    if let Some(recorded) = recorded {
-                        data.insert(stage_type.to_owned(), recorded);
-                        self.store
-                            .update_uia_data(
-                                &session.session_hash,
-                                &Value::Object(data.clone()).to_string(),
-                            )
-                            .await?;
-                    }
-                    completed = self
+                    let record = recorded.map(|recorded| recorded.to_string());
+                    let progress = self
                         .store
-                        .complete_uia_stage(&session.session_hash, stage_type)
+                        .complete_uia_stage(&session.session_hash, stage_type, record.as_deref())
                         .await?;
+                    completed = progress.completed;
+                    data = parse_values(&progress.values);
                 }
                 Err(failure) => {
                     return Err(self.challenge(
@@ -244,18 +238,17 @@ impl Uia {
         })
     }
 
-    /// Stores `value` under `key` in the session's data, for the operation's own use (for
-    /// example the user a legacy flow chose, which later steps may not change).
+    /// Stores `value` under `key` in the session, for the operation's own use (for example the
+    /// user a legacy flow chose, which later steps may not change). Other values of the session
+    /// are left as they are, whatever concurrent requests write.
     pub async fn remember(
         &self,
         progress: &Progress,
         key: &str,
         value: Value,
     ) -> Result<(), MatrixError> {
-        let mut data = progress.data.clone();
-        data.insert(key.to_owned(), value);
         self.store
-            .update_uia_data(&progress.session_hash, &Value::Object(data).to_string())
+            .set_uia_value(&progress.session_hash, key, &value.to_string())
             .await?;
         Ok(())
     }
@@ -271,7 +264,7 @@ impl Uia {
             action: operation.action.as_str().to_owned(),
             fingerprint: fingerprint(&session_id, operation),
             user_id: operation.user.map(ToString::to_string),
-            data: "{}".into(),
+            values: BTreeMap::new(),
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(self.session_lifetime_ms),
             completed: Vec::new(),
@@ -340,6 +333,15 @@ fn unknown_session() -> MatrixError {
     )
 }
 
+/// A session's stored values as JSON; a value that is not valid JSON (never written by this
+/// engine) is left out.
+fn parse_values(values: &BTreeMap<String, String>) -> Map<String, Value> {
+    values
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), serde_json::from_str(value).ok()?)))
+        .collect()
+}
+
 /// HMAC-SHA256, keyed by the session ID, of the method, path and canonical body without `auth`.
 fn fingerprint(session_id: &str, operation: &Operation<'_>) -> String {
     let mut body = operation.request.body.clone();
@@ -360,4 +362,93 @@ fn fingerprint(session_id: &str, operation: &Operation<'_>) -> String {
         mac.update(part.as_bytes());
     }
     hex::encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        clock::{ManualClock, OsRandomness},
+        store::SqliteStore,
+    };
+
+    /// A stage that records `{"stage": kind}` after a pause, so that two concurrent attempts
+    /// on one session overlap between loading the session and recording their result.
+    struct SlowRecording(&'static str);
+
+    #[async_trait]
+    impl Stage for SlowRecording {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+
+        async fn attempt(
+            &self,
+            _: &StageContext<'_>,
+            _: &Map<String, Value>,
+        ) -> stages::StageOutcome {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(Some(json!({ "stage": self.0 })))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_stages_on_one_session_keep_both_records() {
+        let dir = tempfile::tempdir().expect("create temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("uia.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::connect(&url, 4).await.expect("open store"));
+        let uia = Uia::new(
+            store,
+            Arc::new(ManualClock::new(1_000)),
+            Arc::new(OsRandomness),
+            vec![
+                Box::new(SlowRecording("test.a")),
+                Box::new(SlowRecording("test.b")),
+            ],
+            60_000,
+        );
+        let flows = vec![vec!["test.a".to_owned(), "test.b".to_owned()]];
+        fn operation<'a>(body: &'a Value, flows: &'a [Flow]) -> Operation<'a> {
+            Operation {
+                action: Action::Register,
+                request: BoundRequest {
+                    method: "POST",
+                    path: "/register",
+                    body,
+                },
+                user: None,
+                flows,
+            }
+        }
+
+        for _ in 0..5 {
+            let empty = json!({});
+            let session = uia
+                .advance(&operation(&empty, &flows))
+                .await
+                .expect("start");
+            let attempt =
+                |stage| json!({ "auth": { "type": stage, "session": session.session_id } });
+            let (a, b) = (attempt("test.a"), attempt("test.b"));
+            let (attempt_a, attempt_b) = (operation(&a, &flows), operation(&b, &flows));
+            let (first, second) = tokio::join!(uia.advance(&attempt_a), uia.advance(&attempt_b));
+            first.expect("stage a");
+            second.expect("stage b");
+
+            let resumed = json!({ "auth": { "session": session.session_id } });
+            let progress = uia
+                .advance(&operation(&resumed, &flows))
+                .await
+                .expect("resume");
+            assert_eq!(progress.completed.len(), 2);
+            assert_eq!(progress.data["test.a"], json!({ "stage": "test.a" }));
+            assert_eq!(progress.data["test.b"], json!({ "stage": "test.b" }));
+        }
+    }
 }
