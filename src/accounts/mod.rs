@@ -21,8 +21,8 @@ use crate::{
     clock::{Clock, Randomness},
     ratelimit::{Limit, RateLimitError, RateLimiter},
     store::{
-        DeviceRecord, GuestUpgrade, NewAccount, NewLogin, RegistrationExtras, Store, StoreError,
-        THREEPID_IN_USE, TokenRotation,
+        DeviceRecord, GuestUpgrade, NewAccount, NewLogin, RefreshOutcome, RegistrationExtras,
+        Store, StoreError, THREEPID_IN_USE, TokenRotation,
     },
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejected};
@@ -485,19 +485,15 @@ impl Accounts {
             keep_previous,
             now_ms,
         };
-        let (user_id, device_id) = self
+        let device_id = match self
             .store
             .rotate_refresh_token(&tokens::digest(refresh_token), rotation)
             .await?
-            .ok_or(AccountError::UnknownRefreshToken)?;
-        if self
-            .store
-            .find_user(&user_id)
-            .await?
-            .is_some_and(|user| user.locked)
         {
-            return Err(AccountError::Locked);
-        }
+            RefreshOutcome::Rotated { device_id, .. } => device_id,
+            RefreshOutcome::Unknown => return Err(AccountError::UnknownRefreshToken),
+            RefreshOutcome::Locked => return Err(AccountError::Locked),
+        };
         Ok(IssuedSession {
             device_id: device_id.into(),
             access_token,

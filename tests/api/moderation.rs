@@ -65,6 +65,38 @@ async fn a_locked_account_keeps_its_sessions_but_can_only_log_out() {
     server.login("alice", "password123").await;
 }
 
+/// A refresh of a locked account is refused before anything rotates: once unlocked, the
+/// session's access token and refresh token still work (they used to be replaced by tokens the
+/// client never received).
+#[tokio::test]
+async fn a_refused_refresh_of_a_locked_account_keeps_the_session() {
+    let server = TestServer::spawn().await;
+    server.register("alice", "password123").await;
+    let refreshable = json!({"type": "m.login.password", "user": "alice", "password": "password123", "refresh_token": true});
+    let (status, session) = server
+        .post("/_matrix/client/v3/login", None, &refreshable)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let access_token = session["access_token"].as_str();
+    let refresh = json!({"refresh_token": session["refresh_token"]});
+
+    user_command(&server, "lock", "alice");
+    let response = server
+        .post("/_matrix/client/v3/refresh", None, &refresh)
+        .await;
+    assert_error(&response, StatusCode::UNAUTHORIZED, "M_USER_LOCKED");
+    user_command(&server, "unlock", "alice");
+
+    let (status, body) = server
+        .get("/_matrix/client/v3/account/whoami", access_token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the access token survived: {body}");
+    let (status, body) = server
+        .post("/_matrix/client/v3/refresh", None, &refresh)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the refresh token survived: {body}");
+}
+
 #[tokio::test]
 async fn a_suspended_account_can_read_but_not_change_its_profile() {
     let server = TestServer::spawn().await;
