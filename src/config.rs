@@ -609,10 +609,15 @@ impl Config {
 
 /// Whether a `VESTIBULE_*` variable (prefix removed, lower-cased) is a configuration override.
 /// The command line's own variables (`VESTIBULE_CONFIG`, `VESTIBULE_USER_PASSWORD`) and the
-/// test suite's (`VESTIBULE_TEST_*`) share the prefix but are not configuration.
+/// test suite's (`VESTIBULE_TEST_*`, `VESTIBULE_SPEC_DIR`, `VESTIBULE_PEERS_*`) share the prefix
+/// but are not configuration.
 fn is_config_key(key: &figment::value::UncasedStr) -> bool {
     let key = key.as_str().to_ascii_lowercase();
-    !(key == "config" || key == "user_password" || key.starts_with("test_"))
+    !(key == "config"
+        || key == "user_password"
+        || key == "spec_dir"
+        || key.starts_with("test_")
+        || key.starts_with("peers_"))
 }
 
 /// Turns figment's error into one line that names the offending key and its source.

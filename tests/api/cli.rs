@@ -200,6 +200,8 @@ fn variables_of_the_cli_and_tests_are_not_configuration() {
     let env = [
         ("VESTIBULE_TEST_POSTGRES_URL", "postgres://elsewhere"),
         ("VESTIBULE_USER_PASSWORD", "secret"),
+        ("VESTIBULE_SPEC_DIR", "/elsewhere"),
+        ("VESTIBULE_PEERS_VENV", "/elsewhere"),
         ("VESTIBULE_SERVER_NAME", "example.org"),
     ];
     let output = run_with_config("", &env, &["config", "check"]);

@@ -27,7 +27,12 @@ fn ensure_venv() {
             .arg(peers_dir().join("setup.sh"))
             .status()
             .expect("run tests/peers/setup.sh");
-        assert!(status.success(), "tests/peers/setup.sh failed");
+        assert!(
+            status.success(),
+            "tests/peers/setup.sh could not build the Python venv the SMTP and identity-server \
+             peers run from: it needs python3 >= 3.11 (with venv) and access to PyPI; run \
+             `bash tests/peers/setup.sh` to see why"
+        );
     });
 }
 

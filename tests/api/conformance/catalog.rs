@@ -11,9 +11,18 @@ use serde_json::Value;
 
 use super::resolve::Resolver;
 
+/// The root of the Matrix specification's sources: `VESTIBULE_SPEC_DIR`, by default
+/// `../shared/matrix-spec` beside the crate.
+pub fn spec_root() -> PathBuf {
+    std::env::var_os("VESTIBULE_SPEC_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/matrix-spec"),
+        PathBuf::from,
+    )
+}
+
 /// The Client-Server API's OpenAPI files (`*.yaml`, each with its own base path).
 fn spec_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/matrix-spec/data/api/client-server")
+    spec_root().join("data/api/client-server")
 }
 
 /// The legacy schemas and their index (`index.json`).
@@ -83,10 +92,14 @@ pub enum Lookup<'a> {
 pub struct Catalog {
     /// All documented operations.
     endpoints: Vec<Endpoint>,
-    /// The spec's standard error body (`definitions/errors/error.yaml`).
+    /// The spec's standard error body (`definitions/errors/error.yaml`), or the legacy one when
+    /// the spec is not there.
     pub standard_error: Validator,
-    /// The spec's rate-limit error body (`definitions/errors/rate_limited.yaml`).
+    /// The spec's rate-limit error body (`definitions/errors/rate_limited.yaml`), or the legacy
+    /// error body when the spec is not there.
     pub rate_limited: Validator,
+    /// Why the spec's own schemas were not loaded, if they were not: its directory is missing.
+    pub spec_missing: Option<String>,
 }
 
 impl Catalog {
@@ -95,7 +108,20 @@ impl Catalog {
     /// [`Documented::Unavailable`] and only fails the tests that meet it.
     pub fn load() -> Self {
         let mut resolver = Resolver::default();
-        let mut endpoints = Vec::new();
+        let mut endpoints = legacy_endpoints(&mut resolver);
+        if !spec_dir().is_dir() {
+            let legacy_error = legacy_dir().join("error.json");
+            return Self {
+                endpoints,
+                standard_error: compile_file(&mut resolver, &legacy_error),
+                rate_limited: compile_file(&mut resolver, &legacy_error),
+                spec_missing: Some(format!(
+                    "{} is not there (set VESTIBULE_SPEC_DIR to a checkout of \
+                     github.com/matrix-org/matrix-spec)",
+                    spec_dir().display()
+                )),
+            };
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(spec_dir())
             .unwrap_or_else(|error| panic!("reading {}: {error}", spec_dir().display()))
             .map(|entry| entry.expect("directory entry").path())
@@ -108,12 +134,12 @@ impl Catalog {
         for file in &files {
             endpoints.extend(openapi_endpoints(&mut resolver, file));
         }
-        endpoints.extend(legacy_endpoints(&mut resolver));
         let errors = spec_dir().join("definitions/errors");
         Self {
             endpoints,
             standard_error: compile_file(&mut resolver, &errors.join("error.yaml")),
             rate_limited: compile_file(&mut resolver, &errors.join("rate_limited.yaml")),
+            spec_missing: None,
         }
     }
 
