@@ -9,7 +9,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod email;
-pub mod error;
 pub mod http;
 pub mod identity;
 pub mod ratelimit;

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     accounts::Requester,
     app::AppState,
-    error::MatrixError,
+    http::error::MatrixError,
     uia::{Action, BoundRequest, Operation},
 };
 

@@ -15,7 +15,7 @@ use super::{auth::Authenticated, json::JsonBody};
 use crate::{
     accounts::{AccountError, Requester, Restriction},
     app::AppState,
-    error::MatrixError,
+    http::error::MatrixError,
 };
 
 /// The admin routes.

@@ -11,7 +11,7 @@ use axum::{
 use crate::{
     accounts::{AccountError, Requester},
     app::AppState,
-    error::MatrixError,
+    http::error::MatrixError,
 };
 
 /// The access token of a request: `Authorization: Bearer …` or the `access_token` query

@@ -14,7 +14,7 @@ use super::{
     auth::{Authenticated, FullAccount},
     ruma::Ruma,
 };
-use crate::{app::AppState, error::MatrixError, store::DeviceRecord, uia::Action};
+use crate::{app::AppState, http::error::MatrixError, store::DeviceRecord, uia::Action};
 
 /// A device as the spec shows it: absent fields are left out.
 fn device_json(device: &DeviceRecord) -> Value {

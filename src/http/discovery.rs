@@ -6,7 +6,7 @@ use ruma::api::client::discovery::get_capabilities::v3 as capabilities;
 use serde_json::{Value, json};
 
 use super::ruma::Ruma;
-use crate::{app::AppState, error::MatrixError, http::auth::Authenticated};
+use crate::{app::AppState, http::auth::Authenticated, http::error::MatrixError};
 
 /// Spec versions whose account and authentication parts Vestibule serves (README lists what
 /// of each is still missing).

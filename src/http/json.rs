@@ -9,7 +9,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::MatrixError;
+use crate::http::error::MatrixError;
 
 /// Reads the whole body, refusing one over the configured limit with 413 `M_TOO_LARGE`.
 pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, MatrixError> {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod devices;
 pub mod discovery;
+pub mod error;
 pub mod json;
 pub mod legacy;
 pub mod profile;
@@ -39,7 +40,7 @@ use tower_http::{
 };
 
 use self::ruma::route;
-use crate::{app::AppState, error::MatrixError};
+use crate::{app::AppState, http::error::MatrixError};
 
 /// The complete router for `state`.
 pub fn router(state: AppState) -> Router {

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     accounts::{AccountError, ProfileField},
     app::AppState,
-    error::MatrixError,
+    http::error::MatrixError,
 };
 
 /// The profile routes on every prefix that serves them.

@@ -19,7 +19,7 @@ use super::{
 use crate::{
     accounts::{DeviceRequest, IssuedSession, Registration, Requester},
     app::AppState,
-    error::MatrixError,
+    http::error::MatrixError,
     identity::SessionCredentials,
     ratelimit::Limit,
     store::{AcceptedTerms, NewThreepid, RegistrationExtras},

@@ -23,7 +23,7 @@ use ruma::api::{
 use serde_json::Value;
 
 use super::json::{describe_serde_error, parse_object, read_body};
-use crate::{error::MatrixError, uia::BoundRequest};
+use crate::{http::error::MatrixError, uia::BoundRequest};
 
 /// What an endpoint expects in its body, beyond what ruma's types say.
 pub trait Endpoint: IncomingRequest {

@@ -21,7 +21,7 @@ use super::{
     ruma::{Ruma, RumaResponse},
 };
 use crate::{
-    accounts::DeviceRequest, app::AppState, error::MatrixError, ratelimit::Limit, uia::Action,
+    accounts::DeviceRequest, app::AppState, http::error::MatrixError, ratelimit::Limit, uia::Action,
 };
 
 /// `GET /login`: the login types this server accepts: passwords, and single-use login tokens

@@ -28,7 +28,7 @@ use crate::{
     accounts::{AccountError, Requester},
     app::AppState,
     email::EmailPurpose,
-    error::MatrixError,
+    http::error::MatrixError,
     identity::SessionCredentials,
     ratelimit::Limit,
     threepids::{

@@ -1,6 +1,6 @@
-//! Pure flow logic: is an operation complete, and what does the 401 challenge say.
+//! Pure flow logic: is an operation complete, and what the challenge tells the client.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// A flow: the stages that, all completed, authorise the operation.
 pub type Flow = Vec<String>;
@@ -17,38 +17,62 @@ pub fn offers(flows: &[Flow], stage: &str) -> bool {
     flows.iter().flatten().any(|offered| offered == stage)
 }
 
-/// A stage failure to report inside the challenge.
+/// Why a stage refused the client's `auth`, reported inside the next challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageFailure {
-    /// Matrix error code, e.g. `M_FORBIDDEN`.
-    pub errcode: &'static str,
+    /// What kind of refusal this is (the HTTP layer names its Matrix error code).
+    pub kind: StageFailureKind,
     /// Human-readable explanation.
-    pub error: String,
+    pub message: String,
 }
 
-/// The 401 body of the spec's User-Interactive Authentication API.
-pub fn challenge(
-    flows: &[Flow],
-    params: Map<String, Value>,
-    session: &str,
-    completed: &[String],
-    failure: Option<&StageFailure>,
-) -> Value {
-    let flows: Vec<Value> = flows
-        .iter()
-        .map(|stages| json!({ "stages": stages }))
-        .collect();
-    let mut body = json!({
-        "flows": flows,
-        "params": params,
-        "session": session,
-        "completed": completed,
-    });
-    if let (Some(failure), Some(object)) = (failure, body.as_object_mut()) {
-        object.insert("errcode".into(), failure.errcode.into());
-        object.insert("error".into(), failure.error.clone().into());
+impl StageFailure {
+    /// A failure of `kind` explained by `message`.
+    pub fn new(kind: StageFailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
-    body
+}
+
+/// The kinds of stage failure a client can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageFailureKind {
+    /// The proof was wrong (a wrong password, an unusable token).
+    Forbidden,
+    /// The stage's `auth` lacks a key it needs.
+    MissingParam,
+    /// Too many attempts.
+    LimitExceeded,
+    /// The verification session is unknown, expired or not yet validated.
+    Unauthorized,
+    /// The identity server named is not trusted by this server.
+    ServerNotTrusted,
+    /// The identity server did not vouch for the session.
+    ThreepidAuthFailed,
+    /// The CAPTCHA answer is missing.
+    CaptchaNeeded,
+    /// The CAPTCHA answer is wrong.
+    CaptchaInvalid,
+    /// Something on this server's side (or a peer) failed; the client may retry.
+    Unavailable,
+}
+
+/// What the client is told when more authentication is needed: the 401 challenge of the spec's
+/// User-Interactive Authentication API, as data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Challenge {
+    /// The flows that authorise the operation.
+    pub flows: Vec<Flow>,
+    /// Each offered stage's parameters, by stage type.
+    pub params: Map<String, Value>,
+    /// The session ID the client must send back.
+    pub session: String,
+    /// The stages completed so far.
+    pub completed: Vec<String>,
+    /// Why the last attempted stage failed, if it did.
+    pub failure: Option<StageFailure>,
 }
 
 #[cfg(test)]
@@ -65,18 +89,5 @@ mod tests {
         assert!(!is_satisfied(&flows(), &["a".into()]));
         assert!(is_satisfied(&flows(), &["b".into(), "a".into()]));
         assert!(is_satisfied(&flows(), &["c".into()]));
-    }
-
-    #[test]
-    fn challenge_carries_failure() {
-        let failure = StageFailure {
-            errcode: "M_FORBIDDEN",
-            error: "nope".into(),
-        };
-        let body = challenge(&flows(), Map::new(), "s", &["a".into()], Some(&failure));
-        assert_eq!(body["flows"][0]["stages"], json!(["a", "b"]));
-        assert_eq!(body["session"], "s");
-        assert_eq!(body["completed"], json!(["a"]));
-        assert_eq!(body["errcode"], "M_FORBIDDEN");
     }
 }

@@ -1,7 +1,8 @@
 //! The User-Interactive Authentication engine (spec: "User-Interactive Authentication API").
 //!
-//! A handler calls [`Uia::authenticate`] once; it either returns [`Completed`] or the 401
-//! challenge as a [`MatrixError`]. Sessions live in the store, so they survive restarts and
+//! A use case calls [`Uia::authenticate`] once; it either returns [`Completed`] or a
+//! [`UiaError`], typically the [`Challenge`] telling the client what to do next (the HTTP layer
+//! turns it into the spec's 401). Sessions live in the store, so they survive restarts and
 //! work across instances, and each is bound to the operation that started it: its action, the
 //! requesting user, and an HMAC (keyed by the session ID, which is stored only hashed) of the
 //! method, path and body without `auth`.
@@ -11,7 +12,6 @@ pub mod stages;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use axum::http::StatusCode;
 use hmac::{Hmac, Mac};
 use ruma::{CanonicalJsonValue, UserId};
 use serde_json::{Map, Value};
@@ -20,10 +20,9 @@ use sha2::Sha256;
 use crate::{
     accounts::tokens,
     clock::{Clock, Randomness},
-    error::MatrixError,
-    store::{Store, UiaSessionRecord},
+    store::{Store, StoreError, UiaSessionRecord},
 };
-pub use flows::{Flow, StageFailure};
+pub use flows::{Challenge, Flow, StageFailure, StageFailureKind};
 use stages::{Stage, StageContext};
 
 /// Characters in a session ID.
@@ -57,6 +56,29 @@ impl Action {
             Self::AddThreepid => "add_threepid",
         }
     }
+}
+
+/// Why a round of UIA did not authorise the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum UiaError {
+    /// More stages are needed, or the attempted one failed: the client gets the challenge.
+    #[error("authentication is needed")]
+    Challenge(Box<Challenge>),
+    /// `auth` (or one of its keys) does not have the shape the spec gives it.
+    #[error("{0}")]
+    MalformedAuth(&'static str),
+    /// The client attempted a stage that no flow of this operation offers.
+    #[error("authentication stage {0:?} is not offered for this request")]
+    StageNotOffered(String),
+    /// The session is unknown, expired or already used.
+    #[error("unknown or expired authentication session")]
+    UnknownSession,
+    /// The session was started for another operation, user or request body.
+    #[error("this authentication session was started for a different request")]
+    OperationChanged,
+    /// The sessions could not be read or written.
+    #[error("UIA session storage failed")]
+    Store(#[from] StoreError),
 }
 
 /// Where a session stands after [`Uia::advance`].
@@ -141,7 +163,7 @@ impl Uia {
 
     /// Runs one round of UIA for `operation`: starts a session, attempts the stage in `auth`,
     /// and returns [`Completed`] once a flow is satisfied, or else the 401 challenge.
-    pub async fn authenticate(&self, operation: Operation<'_>) -> Result<Completed, MatrixError> {
+    pub async fn authenticate(&self, operation: Operation<'_>) -> Result<Completed, UiaError> {
         let progress = self.advance(&operation).await?;
         if !flows::is_satisfied(operation.flows, &progress.completed) {
             return Err(self.challenge(
@@ -152,7 +174,7 @@ impl Uia {
             ));
         }
         if !self.store.take_uia_session(&progress.session_hash).await? {
-            return Err(unknown_session());
+            return Err(UiaError::UnknownSession);
         }
         Ok(Completed {
             stages: progress.completed,
@@ -164,17 +186,19 @@ impl Uia {
     /// One step of a flow that spans several requests without consuming the session (the
     /// seeds' v1 registration, whose last step is not a UIA stage): starts or loads the
     /// session, attempts the stage in `auth` if there is one, and reports where the session
-    /// stands. A failed stage is the 401 challenge with its error.
-    pub async fn advance(&self, operation: &Operation<'_>) -> Result<Progress, MatrixError> {
+    /// stands. A failed stage is the challenge with its failure.
+    pub async fn advance(&self, operation: &Operation<'_>) -> Result<Progress, UiaError> {
         let auth = match operation.request.body.get("auth") {
             None | Some(Value::Null) => None,
             Some(Value::Object(auth)) => Some(auth),
-            Some(_) => return Err(MatrixError::bad_json("`auth` must be an object")),
+            Some(_) => return Err(UiaError::MalformedAuth("`auth` must be an object")),
         };
         let session_id = match auth.and_then(|auth| auth.get("session")) {
             None | Some(Value::Null) => None,
             Some(Value::String(session)) => Some(session.clone()),
-            Some(_) => return Err(MatrixError::bad_json("`auth.session` must be a string")),
+            Some(_) => {
+                return Err(UiaError::MalformedAuth("`auth.session` must be a string"));
+            }
         };
         let (session_id, session) = match session_id {
             Some(session_id) => {
@@ -188,22 +212,14 @@ impl Uia {
         let stage_type = match auth.and_then(|auth| auth.get("type")) {
             None | Some(Value::Null) => None,
             Some(Value::String(stage)) => Some(stage.as_str()),
-            Some(_) => return Err(MatrixError::bad_json("`auth.type` must be a string")),
+            Some(_) => return Err(UiaError::MalformedAuth("`auth.type` must be a string")),
         };
         if let (Some(stage_type), Some(auth)) = (stage_type, auth) {
             let stage = self
                 .stages
                 .get(stage_type)
                 .filter(|_| flows::offers(operation.flows, stage_type))
-                .ok_or_else(|| {
-                    MatrixError::new(
-                        StatusCode::BAD_REQUEST,
-                        "M_UNRECOGNIZED",
-                        format!(
-                            "Authentication stage {stage_type:?} is not offered for this request"
-                        ),
-                    )
-                })?;
+                .ok_or_else(|| UiaError::StageNotOffered(stage_type.to_owned()))?;
             let context = StageContext {
                 action: operation.action,
                 user: operation.user,
@@ -225,7 +241,7 @@ impl Uia {
                         operation.flows,
                         &session_id,
                         &completed,
-                        Some(&failure),
+                        Some(failure),
                     ));
                 }
             }
@@ -246,7 +262,7 @@ impl Uia {
         progress: &Progress,
         key: &str,
         value: Value,
-    ) -> Result<(), MatrixError> {
+    ) -> Result<(), UiaError> {
         self.store
             .set_uia_value(&progress.session_hash, key, &value.to_string())
             .await?;
@@ -256,7 +272,7 @@ impl Uia {
     async fn start_session(
         &self,
         operation: &Operation<'_>,
-    ) -> Result<(String, UiaSessionRecord), MatrixError> {
+    ) -> Result<(String, UiaSessionRecord), UiaError> {
         let session_id = self.rng.alphanumeric(SESSION_ID_CHARS);
         let now_ms = self.clock.now_ms();
         let record = UiaSessionRecord {
@@ -277,21 +293,19 @@ impl Uia {
         &self,
         session_id: &str,
         operation: &Operation<'_>,
-    ) -> Result<UiaSessionRecord, MatrixError> {
+    ) -> Result<UiaSessionRecord, UiaError> {
         let session = self
             .store
             .find_uia_session(&tokens::digest(session_id))
             .await?
             .filter(|session| session.expires_at_ms > self.clock.now_ms())
-            .ok_or_else(unknown_session)?;
+            .ok_or(UiaError::UnknownSession)?;
         let same_user = session.user_id.as_deref() == operation.user.map(UserId::as_str);
         if session.action != operation.action.as_str()
             || !same_user
             || session.fingerprint != fingerprint(session_id, operation)
         {
-            return Err(MatrixError::forbidden(
-                "This authentication session was started for a different request",
-            ));
+            return Err(UiaError::OperationChanged);
         }
         Ok(session)
     }
@@ -301,8 +315,8 @@ impl Uia {
         flows: &[Flow],
         session_id: &str,
         completed: &[String],
-        failure: Option<&StageFailure>,
-    ) -> MatrixError {
+        failure: Option<StageFailure>,
+    ) -> UiaError {
         let params: Map<String, Value> = flows
             .iter()
             .flatten()
@@ -311,26 +325,22 @@ impl Uia {
                 Some((kind.clone(), params))
             })
             .collect();
-        MatrixError::Uiaa(flows::challenge(
-            flows, params, session_id, completed, failure,
-        ))
+        UiaError::Challenge(Box::new(Challenge {
+            flows: flows.to_vec(),
+            params,
+            session: session_id.to_owned(),
+            completed: completed.to_vec(),
+            failure,
+        }))
     }
 
     /// Deletes sessions that have expired; run periodically.
-    pub async fn purge_expired(&self) -> Result<u64, MatrixError> {
+    pub async fn purge_expired(&self) -> Result<u64, UiaError> {
         Ok(self
             .store
             .delete_expired_uia_sessions(self.clock.now_ms())
             .await?)
     }
-}
-
-fn unknown_session() -> MatrixError {
-    MatrixError::new(
-        StatusCode::BAD_REQUEST,
-        "M_UNKNOWN",
-        "Unknown or expired authentication session",
-    )
 }
 
 /// A session's stored values as JSON; a value that is not valid JSON (never written by this

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{Action, flows::StageFailure};
+use super::{
+    Action,
+    flows::{StageFailure, StageFailureKind},
+};
 use crate::{
     accounts::{AccountError, Accounts, registration_tokens::RegistrationTokens},
     config::{RecaptchaConfig, TermsPolicy},
@@ -75,11 +78,17 @@ impl Password {
     }
 }
 
-fn forbidden(error: &str) -> StageFailure {
-    StageFailure {
-        errcode: "M_FORBIDDEN",
-        error: error.into(),
-    }
+fn forbidden(message: &str) -> StageFailure {
+    StageFailure::new(StageFailureKind::Forbidden, message)
+}
+
+fn failure(kind: StageFailureKind, message: impl Into<String>) -> StageFailure {
+    StageFailure::new(kind, message)
+}
+
+/// What the client is told when this server (or a peer it needs) failed during a stage.
+fn unavailable() -> StageFailure {
+    failure(StageFailureKind::Unavailable, "Internal server error")
 }
 
 fn string_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -94,10 +103,10 @@ impl Stage for Password {
 
     async fn attempt(&self, context: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome {
         let Some(password) = string_field(auth, "password") else {
-            return Err(StageFailure {
-                errcode: "M_MISSING_PARAM",
-                error: "Missing parameter: password".into(),
-            });
+            return Err(failure(
+                StageFailureKind::MissingParam,
+                "Missing parameter: password",
+            ));
         };
         let named_user = match auth.get("identifier").and_then(Value::as_object) {
             Some(identifier) if string_field(identifier, "type") == Some("m.id.user") => {
@@ -116,10 +125,10 @@ impl Stage for Password {
             .take(Limit::UiaPasswordPerAccount, Some(requester.as_str()))
             .await
         {
-            return Err(StageFailure {
-                errcode: "M_LIMIT_EXCEEDED",
-                error: format!("Too many password attempts; retry in {retry_after_ms} ms"),
-            });
+            return Err(failure(
+                StageFailureKind::LimitExceeded,
+                format!("Too many password attempts; retry in {retry_after_ms} ms"),
+            ));
         }
         let user = named_user.unwrap_or(requester.as_str());
         match self
@@ -134,10 +143,7 @@ impl Stage for Password {
             ) => Err(forbidden("Invalid username or password")),
             Err(err) => {
                 tracing::error!(error = %err, "password stage failed");
-                Err(StageFailure {
-                    errcode: "M_UNKNOWN",
-                    error: "Internal server error".into(),
-                })
+                Err(unavailable())
             }
         }
     }
@@ -164,10 +170,10 @@ impl Stage for RegistrationToken {
 
     async fn attempt(&self, context: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome {
         let Some(token) = string_field(auth, "token") else {
-            return Err(StageFailure {
-                errcode: "M_MISSING_PARAM",
-                error: "Missing parameter: token".into(),
-            });
+            return Err(failure(
+                StageFailureKind::MissingParam,
+                "Missing parameter: token",
+            ));
         };
         match self
             .tokens
@@ -175,16 +181,13 @@ impl Stage for RegistrationToken {
             .await
         {
             Ok(true) => Ok(Some(json!({ "token": token }))),
-            Ok(false) => Err(StageFailure {
-                errcode: "M_FORBIDDEN",
-                error: "Invalid, expired or used-up registration token".into(),
-            }),
+            Ok(false) => Err(failure(
+                StageFailureKind::Forbidden,
+                "Invalid, expired or used-up registration token",
+            )),
             Err(err) => {
                 tracing::error!(error = %err, "registration token stage failed");
-                Err(StageFailure {
-                    errcode: "M_UNKNOWN",
-                    error: "Internal server error".into(),
-                })
+                Err(unavailable())
             }
         }
     }
@@ -250,13 +253,6 @@ impl EmailIdentity {
     }
 }
 
-fn failure(errcode: &'static str, error: impl Into<String>) -> StageFailure {
-    StageFailure {
-        errcode,
-        error: error.into(),
-    }
-}
-
 #[async_trait]
 impl Stage for EmailIdentity {
     fn kind(&self) -> &'static str {
@@ -275,7 +271,7 @@ impl Stage for EmailIdentity {
             .and_then(Value::as_object)
         else {
             return Err(failure(
-                "M_MISSING_PARAM",
+                StageFailureKind::MissingParam,
                 "Missing parameter: threepid_creds",
             ));
         };
@@ -284,7 +280,7 @@ impl Stage for EmailIdentity {
             string_field(creds, "client_secret"),
         ) else {
             return Err(failure(
-                "M_MISSING_PARAM",
+                StageFailureKind::MissingParam,
                 "threepid_creds needs sid and client_secret",
             ));
         };
@@ -328,15 +324,15 @@ impl Stage for EmailIdentity {
 
 /// The stage failure for a verification problem.
 fn email_failure(err: &ThreepidError) -> StageFailure {
-    let errcode = match err {
+    let kind = match err {
         ThreepidError::NotValidated | ThreepidError::NoSession | ThreepidError::SessionExpired => {
-            "M_UNAUTHORIZED"
+            StageFailureKind::Unauthorized
         }
-        ThreepidError::NotTrusted(_) => "M_SERVER_NOT_TRUSTED",
-        ThreepidError::AuthFailed => "M_THREEPID_AUTH_FAILED",
-        _ => "M_UNKNOWN",
+        ThreepidError::NotTrusted(_) => StageFailureKind::ServerNotTrusted,
+        ThreepidError::AuthFailed => StageFailureKind::ThreepidAuthFailed,
+        _ => StageFailureKind::Unavailable,
     };
-    failure(errcode, err.to_string())
+    failure(kind, err.to_string())
 }
 
 /// `m.login.recaptcha`: the client solved a CAPTCHA; its `response` is checked with the
@@ -370,7 +366,10 @@ impl Stage for Recaptcha {
 
     async fn attempt(&self, _: &StageContext<'_>, auth: &Map<String, Value>) -> StageOutcome {
         let Some(response) = string_field(auth, "response") else {
-            return Err(failure("M_CAPTCHA_NEEDED", "Missing parameter: response"));
+            return Err(failure(
+                StageFailureKind::CaptchaNeeded,
+                "Missing parameter: response",
+            ));
         };
         let verdict = self
             .http
@@ -389,7 +388,7 @@ impl Stage for Recaptcha {
             Err(err) => {
                 tracing::error!(error = %err, "the CAPTCHA service could not be reached");
                 return Err(failure(
-                    "M_UNKNOWN",
+                    StageFailureKind::Unavailable,
                     "The CAPTCHA could not be checked; try again",
                 ));
             }
@@ -397,7 +396,10 @@ impl Stage for Recaptcha {
         if success {
             Ok(None)
         } else {
-            Err(failure("M_CAPTCHA_INVALID", "The CAPTCHA answer is wrong"))
+            Err(failure(
+                StageFailureKind::CaptchaInvalid,
+                "The CAPTCHA answer is wrong",
+            ))
         }
     }
 }

@@ -24,7 +24,7 @@ use super::{
 use crate::{
     accounts::{AccountError, DeviceRequest, IssuedSession},
     app::AppState,
-    error::MatrixError,
+    http::error::MatrixError,
     ratelimit::Limit,
     uia::BoundRequest,
 };

@@ -15,14 +15,14 @@ use super::{PASSWORD, v1_session};
 use crate::{
     accounts::DeviceRequest,
     app::AppState,
-    error::MatrixError,
     http::{
         auth::ClientIp,
+        error::{MatrixError, stage_errcode},
         json::JsonBody,
         register::{create_account, registration_extras, settle_email},
     },
     ratelimit::Limit,
-    uia::{Action, BoundRequest, Operation, Progress},
+    uia::{Action, BoundRequest, Operation, Progress, StageFailureKind, UiaError},
 };
 
 /// The path sessions are bound to.
@@ -163,11 +163,10 @@ async fn keep_user(
     match progress.data.get(CHOSEN_USER).and_then(Value::as_str) {
         Some(chosen) if chosen != user => Err(user_changed()),
         Some(_) => Ok(()),
-        None => {
-            app.uia
-                .remember(progress, CHOSEN_USER, Value::String(user))
-                .await
-        }
+        None => Ok(app
+            .uia
+            .remember(progress, CHOSEN_USER, Value::String(user))
+            .await?),
     }
 }
 
@@ -204,23 +203,24 @@ fn next_types(flows: &[Vec<String>], completed: &[String]) -> Value {
 
 /// A failed stage: the engine's 401 challenge reduced to the error the v1 API knows; a stage
 /// missing its keys is the document's 400 "Missing JSON keys".
-fn stage_error(error: MatrixError) -> MatrixError {
-    match error {
-        MatrixError::Uiaa(body) if body["errcode"] == "M_MISSING_PARAM" => {
-            MatrixError::missing_param(format!(
-                "Missing JSON keys ({})",
-                body["error"].as_str().unwrap_or_default()
-            ))
+fn stage_error(error: UiaError) -> MatrixError {
+    let UiaError::Challenge(challenge) = error else {
+        return error.into();
+    };
+    match challenge.failure {
+        Some(failure) if failure.kind == StageFailureKind::MissingParam => {
+            MatrixError::missing_param(format!("Missing JSON keys ({})", failure.message))
         }
-        MatrixError::Uiaa(body) => MatrixError::new(
+        Some(failure) => MatrixError::new(
             axum::http::StatusCode::UNAUTHORIZED,
-            body["errcode"].as_str().unwrap_or("M_FORBIDDEN").to_owned(),
-            body["error"]
-                .as_str()
-                .unwrap_or("Authentication failed")
-                .to_owned(),
+            stage_errcode(failure.kind),
+            failure.message,
         ),
-        other => other,
+        None => MatrixError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "M_FORBIDDEN",
+            "Authentication failed",
+        ),
     }
 }
 
@@ -270,10 +270,10 @@ async fn finish(
                 .authenticate(operation(&body, &flows))
                 .await
                 .map_err(|error| match error {
-                    MatrixError::Uiaa(_) => MatrixError::unknown(
+                    UiaError::Challenge(_) => MatrixError::unknown(
                         "Complete the earlier registration stages before m.login.password",
                     ),
-                    other => other,
+                    other => other.into(),
                 })?,
         ),
         None => None,

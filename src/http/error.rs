@@ -1,5 +1,6 @@
 //! The one error type every handler returns: a Matrix standard error, a UIA challenge, or an
-//! internal failure whose detail is logged and never sent.
+//! internal failure whose detail is logged and never sent. This is the one place where domain
+//! errors get their Matrix error codes and HTTP statuses.
 
 use axum::{
     Json,
@@ -9,7 +10,10 @@ use axum::{
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
-use crate::store::StoreError;
+use crate::{
+    store::StoreError,
+    uia::{Challenge, StageFailureKind, UiaError},
+};
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -271,5 +275,85 @@ impl From<crate::threepids::ThreepidError> for MatrixError {
             ThreepidError::Internal(detail) => return Self::Internal(detail),
         };
         Self::new(status, errcode, message)
+    }
+}
+
+impl From<UiaError> for MatrixError {
+    fn from(err: UiaError) -> Self {
+        match err {
+            UiaError::Challenge(challenge) => Self::Uiaa(challenge_body(&challenge)),
+            UiaError::MalformedAuth(message) => Self::bad_json(message),
+            UiaError::StageNotOffered(stage) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNRECOGNIZED",
+                format!("Authentication stage {stage:?} is not offered for this request"),
+            ),
+            UiaError::UnknownSession => Self::unknown("Unknown or expired authentication session"),
+            UiaError::OperationChanged => {
+                Self::forbidden("This authentication session was started for a different request")
+            }
+            UiaError::Store(err) => Self::internal(err),
+        }
+    }
+}
+
+/// The Matrix error code of a failed UIA stage.
+pub fn stage_errcode(kind: StageFailureKind) -> &'static str {
+    match kind {
+        StageFailureKind::Forbidden => "M_FORBIDDEN",
+        StageFailureKind::MissingParam => "M_MISSING_PARAM",
+        StageFailureKind::LimitExceeded => "M_LIMIT_EXCEEDED",
+        StageFailureKind::Unauthorized => "M_UNAUTHORIZED",
+        StageFailureKind::ServerNotTrusted => "M_SERVER_NOT_TRUSTED",
+        StageFailureKind::ThreepidAuthFailed => "M_THREEPID_AUTH_FAILED",
+        StageFailureKind::CaptchaNeeded => "M_CAPTCHA_NEEDED",
+        StageFailureKind::CaptchaInvalid => "M_CAPTCHA_INVALID",
+        StageFailureKind::Unavailable => "M_UNKNOWN",
+    }
+}
+
+/// The 401 body of the spec's User-Interactive Authentication API: `flows`, `params`,
+/// `session`, `completed`, and the failed stage's `errcode` and `error`.
+fn challenge_body(challenge: &Challenge) -> Value {
+    let flows: Vec<Value> = challenge
+        .flows
+        .iter()
+        .map(|stages| json!({ "stages": stages }))
+        .collect();
+    let mut body = json!({
+        "flows": flows,
+        "params": challenge.params,
+        "session": challenge.session,
+        "completed": challenge.completed,
+    });
+    if let Some(failure) = &challenge.failure {
+        body["errcode"] = json!(stage_errcode(failure.kind));
+        body["error"] = json!(failure.message);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+    use crate::uia::StageFailure;
+
+    #[test]
+    fn a_challenge_carries_the_failed_stage() {
+        let challenge = Challenge {
+            flows: vec![vec!["a".into(), "b".into()]],
+            params: Map::new(),
+            session: "s".into(),
+            completed: vec!["a".into()],
+            failure: Some(StageFailure::new(StageFailureKind::Forbidden, "nope")),
+        };
+        let body = challenge_body(&challenge);
+        assert_eq!(body["flows"][0]["stages"], json!(["a", "b"]));
+        assert_eq!(body["session"], "s");
+        assert_eq!(body["completed"], json!(["a"]));
+        assert_eq!(body["errcode"], "M_FORBIDDEN");
+        assert_eq!(body["error"], "nope");
     }
 }
