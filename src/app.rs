@@ -7,7 +7,9 @@ use regex::RegexSet;
 
 use crate::{
     accounts::{
-        AccountSettings, Accounts, PasswordHasher, PasswordPolicy, ProfileRules,
+        AccountServices, AccountSettings, Accounts, PasswordHasher, PasswordPolicy,
+        PasswordVerifier, ProfileRules,
+        events::{AccountEvents, LoggedEvents},
         registration_tokens::RegistrationTokens,
     },
     clock::{Clock, Randomness},
@@ -28,15 +30,15 @@ use crate::{
 pub struct AppState {
     /// The validated configuration.
     pub config: Arc<Config>,
-    /// The account service.
+    /// The account use cases.
     pub accounts: Accounts,
     /// The operator's registration tokens.
     pub registration_tokens: RegistrationTokens,
     /// Email verification, third-party identifiers and identity servers.
     pub threepids: Threepids,
-    /// The UIA engine.
+    /// The UIA engine (its expired sessions are purged periodically).
     pub uia: Uia,
-    /// The rate limiter.
+    /// The rate limiter (its idle buckets are purged periodically).
     pub limiter: RateLimiter,
     /// The Prometheus registry to render at `/metrics`, when enabled.
     pub metrics: Option<PrometheusHandle>,
@@ -69,7 +71,8 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError>
 }
 
 /// Builds the state from the configuration, an opened store, and the time and randomness to
-/// use (the system's in production, controlled ones in tests).
+/// use (the system's in production, controlled ones in tests). Account changes are reported to
+/// the log ([`LoggedEvents`]).
 pub fn build(
     config: Config,
     store: Arc<dyn Store>,
@@ -77,14 +80,32 @@ pub fn build(
     rng: Arc<dyn Randomness>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<AppState, StartupError> {
+    build_with_events(config, store, clock, rng, metrics, Arc::new(LoggedEvents))
+}
+
+/// [`build`], with account changes reported to `events`.
+pub fn build_with_events(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Randomness>,
+    metrics: Option<PrometheusHandle>,
+    events: Arc<dyn AccountEvents>,
+) -> Result<AppState, StartupError> {
     let hasher = PasswordHasher::new(&config.password)
         .map_err(|err| StartupError::Config(err.to_string()))?;
+    let server_name: ruma::OwnedServerName = config
+        .server_name
+        .as_str()
+        .try_into()
+        .map_err(|_| StartupError::Config("server_name".into()))?;
     let settings = AccountSettings {
-        server_name: config
-            .server_name
-            .as_str()
-            .try_into()
-            .map_err(|_| StartupError::Config("server_name".into()))?,
+        server_name: server_name.clone(),
+        registration_enabled: config.registration.enabled,
+        guest_access: config.registration.guest_access,
+        registration_flows: config.registration.flows.clone(),
+        password_change_enabled: config.password.change_enabled,
+        login_token_enabled: config.tokens.login_token_enabled,
         password_policy: PasswordPolicy::from_config(&config.password),
         access_token_lifetime_ms: match config.tokens.access_token_lifetime_secs {
             0 => None,
@@ -112,27 +133,38 @@ pub fn build(
         },
     };
     let limiter = RateLimiter::new(store.clone(), clock.clone(), config.rate_limits.clone());
-    let accounts = Accounts::new(
-        store.clone(),
-        hasher,
-        clock.clone(),
-        rng.clone(),
-        limiter.clone(),
-        settings,
-    );
     let registration_tokens = RegistrationTokens::new(store.clone(), clock.clone(), rng.clone());
     let threepids = build_threepids(&config, store.clone(), clock.clone(), rng.clone())?;
+    let verifier = PasswordVerifier::new(store.clone(), hasher.clone(), server_name);
     let stages: Vec<Box<dyn Stage>> = vec![
         Box::new(EmailIdentity::new(threepids.clone())),
         Box::new(Dummy),
-        Box::new(Password::new(accounts.clone(), limiter.clone())),
+        Box::new(Password::new(verifier, limiter.clone())),
         Box::new(RegistrationToken::new(registration_tokens.clone())),
         Box::new(Terms::new(config.registration.terms.clone())),
         Box::new(Recaptcha::new(config.registration.recaptcha.clone())),
     ];
     let session_lifetime_ms =
         i64::try_from(config.uia.session_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let uia = Uia::new(store, clock, rng, stages, session_lifetime_ms);
+    let uia = Uia::new(
+        store.clone(),
+        clock.clone(),
+        rng.clone(),
+        stages,
+        session_lifetime_ms,
+    );
+    let services = AccountServices {
+        store,
+        hasher,
+        clock,
+        rng,
+        limiter: limiter.clone(),
+        uia: uia.clone(),
+        threepids: threepids.clone(),
+        registration_tokens: registration_tokens.clone(),
+        events,
+    };
+    let accounts = Accounts::new(services, settings);
     Ok(AppState {
         limiter,
         config: Arc::new(config),

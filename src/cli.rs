@@ -7,11 +7,10 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::{
-    accounts::{Registration, Restriction, registration_tokens::NewRegistrationToken, user_id},
+    accounts::{Restriction, registration_tokens::NewRegistrationToken, user_id},
     app::{self, AppState},
     clock::{Clock, OsRandomness, SystemClock},
     config::Config,
-    store::RegistrationExtras,
     telemetry,
 };
 
@@ -263,16 +262,8 @@ async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()>
     };
     match command {
         UserCommand::Create { username, password } => {
-            let user_id = accounts.check_new_user_id(Some(&username)).await?;
-            let password = read_password(password)?;
-            accounts
-                .register(Registration {
-                    user_id: user_id.clone(),
-                    password: Some(password),
-                    is_guest: false,
-                    login: None,
-                    extras: RegistrationExtras::default(),
-                })
+            let user_id = accounts
+                .create_user(&username, read_password(password)?)
                 .await?;
             println!("created {user_id}");
         }
@@ -289,8 +280,11 @@ async fn manage_user(config: Config, command: UserCommand) -> anyhow::Result<()>
         }
         UserCommand::Deactivate { username, erase } => {
             let user_id = existing_user(&username)?;
-            accounts.deactivate(&user_id, erase).await?;
-            println!("deactivated {user_id}");
+            let unbound = accounts.close_account(&user_id, erase).await?;
+            println!(
+                "deactivated {user_id} (identity server unbind: {})",
+                unbound.as_str()
+            );
         }
         UserCommand::Lock { username } => {
             let user_id = existing_user(&username)?;

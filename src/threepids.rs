@@ -443,19 +443,22 @@ impl Threepids {
     }
 
     /// Detaches an address from a user (one the user does not have is no error) and unbinds
-    /// it from the identity servers this server bound it at, or from `id_server` only.
+    /// it from the identity servers this server bound it at, or from `id_server` only. Says
+    /// whether the user had the address, and how the unbinding went.
     pub async fn detach(
         &self,
         user_id: &UserId,
         medium: &str,
         address: &str,
         id_server: Option<&str>,
-    ) -> Result<UnbindResult, ThreepidError> {
+    ) -> Result<(bool, UnbindResult), ThreepidError> {
         let address = canonical_email(address);
-        self.store
+        let removed = self
+            .store
             .remove_threepid(user_id.as_str(), medium, &address)
             .await?;
-        self.unbind(user_id, medium, &address, id_server).await
+        let unbound = self.unbind(user_id, medium, &address, id_server).await?;
+        Ok((removed, unbound))
     }
 
     /// Binds the address of an identity server's session to the user there, and remembers the

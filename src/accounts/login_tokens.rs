@@ -2,13 +2,44 @@
 
 use ruma::{OwnedUserId, UserId};
 
-use super::{AccountError, Accounts, DeviceRequest, IssuedSession, tokens};
-use crate::store::NewLoginToken;
+use super::{AccountError, Accounts, DeviceRequest, IssuedSession, Requester, tokens};
+use crate::{
+    ratelimit::Limit,
+    store::NewLoginToken,
+    uia::{Action, BoundRequest},
+};
 
 impl Accounts {
-    /// Issues a login token for `user_id`; returns it with its lifetime in milliseconds. Only
-    /// its digest is stored.
-    pub async fn issue_login_token(&self, user_id: &UserId) -> Result<(String, i64), AccountError> {
+    /// Whether users may issue login tokens here (`GET /login` says so).
+    pub fn issues_login_tokens(&self) -> bool {
+        self.settings.login_token_enabled
+    }
+
+    /// Issues a login token for the caller after password UIA (asked every time, as the spec
+    /// requires); returns it with its lifetime in milliseconds. Refused when the configuration
+    /// disables login tokens; limited per account, counted only once a token is issued (the
+    /// UIA round trips are not extra tokens). Only its digest is stored.
+    pub async fn get_login_token(
+        &self,
+        requester: &Requester,
+        request: BoundRequest<'_>,
+    ) -> Result<(String, i64), AccountError> {
+        if !self.settings.login_token_enabled {
+            return Err(AccountError::LoginTokensDisabled);
+        }
+        let account = Some(requester.user_id.as_str());
+        self.limiter
+            .peek(Limit::LoginTokenPerAccount, account)
+            .await?;
+        self.confirm_password(requester, Action::GetLoginToken, request)
+            .await?;
+        self.limiter
+            .take(Limit::LoginTokenPerAccount, account)
+            .await?;
+        self.issue_login_token(&requester.user_id).await
+    }
+
+    async fn issue_login_token(&self, user_id: &UserId) -> Result<(String, i64), AccountError> {
         let token = tokens::new_login_token(self.rng.as_ref());
         let lifetime_ms = self.settings.login_token_lifetime_ms;
         self.store
@@ -28,6 +59,9 @@ impl Accounts {
         token: &str,
         device: DeviceRequest,
     ) -> Result<(OwnedUserId, IssuedSession), AccountError> {
+        self.limiter
+            .take(Limit::LoginPerIp, device.ip.as_deref())
+            .await?;
         let user_id = self
             .store
             .take_login_token(&tokens::digest(token), self.clock.now_ms())
@@ -44,8 +78,7 @@ impl Accounts {
         if user.locked {
             return Err(AccountError::Locked);
         }
-        let user_id =
-            UserId::parse(user_id).map_err(|err| AccountError::Internal(err.to_string()))?;
+        let user_id = UserId::parse(user_id)?;
         let issued = self.open_session(&user_id, device).await?;
         Ok((user_id, issued))
     }

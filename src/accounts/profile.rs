@@ -7,7 +7,7 @@ use regex::Regex;
 use ruma::{OwnedMxcUri, UserId};
 use serde_json::{Map, Value};
 
-use super::{AccountError, Accounts, Requester};
+use super::{AccountError, Accounts, Requester, events::AccountEvent};
 use crate::store::ProfileWrite;
 
 /// The spec's limit on a whole profile, serialised.
@@ -150,10 +150,24 @@ impl Accounts {
             .set_profile_field(user_id.as_str(), field.as_str(), value, MAX_PROFILE_BYTES)
             .await?
         {
-            ProfileWrite::Saved => Ok(()),
-            ProfileWrite::TooLarge => Err(AccountError::ProfileTooLarge),
-            ProfileWrite::NoSuchUser => Err(AccountError::NoSuchUser),
+            ProfileWrite::Saved => {}
+            ProfileWrite::TooLarge => return Err(AccountError::ProfileTooLarge),
+            ProfileWrite::NoSuchUser => return Err(AccountError::NoSuchUser),
         }
+        let text = value.and_then(Value::as_str).map(str::to_owned);
+        let event = match field.as_str() {
+            "displayname" => Some(AccountEvent::DisplayNameChanged {
+                user_id: user_id.to_owned(),
+                displayname: text,
+            }),
+            "avatar_url" => Some(AccountEvent::AvatarChanged {
+                user_id: user_id.to_owned(),
+                avatar_url: text,
+            }),
+            _ => None,
+        };
+        self.report(event).await;
+        Ok(())
     }
 }
 

@@ -7,16 +7,12 @@ use axum::{
     extract::{Path, State, rejection::PathRejection},
     routing::get,
 };
-use ruma::{OwnedUserId, UserId};
+use ruma::OwnedUserId;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{auth::Authenticated, json::JsonBody};
-use crate::{
-    accounts::{AccountError, Requester, Restriction},
-    app::AppState,
-    http::error::MatrixError,
-};
+use crate::{accounts::Restriction, app::AppState, http::error::MatrixError};
 
 /// The admin routes.
 pub fn routes() -> Router<AppState> {
@@ -33,31 +29,13 @@ pub fn routes() -> Router<AppState> {
         .route("/_matrix/client/r0/admin/whois/{user_id}", get(whois))
 }
 
-/// Refuses non-administrators with 403 `M_FORBIDDEN`.
-async fn require_admin(app: &AppState, requester: &Requester) -> Result<(), MatrixError> {
-    if app.accounts.is_admin(&requester.user_id).await? {
-        Ok(())
-    } else {
-        Err(MatrixError::forbidden(
-            "Only server administrators may do this",
-        ))
-    }
-}
-
 /// The user a path names: a malformed ID or another server's user is 400 `M_INVALID_PARAM`.
 fn target(
     app: &AppState,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<OwnedUserId, MatrixError> {
     let Path(user_id) = path?;
-    let user_id = UserId::parse(&user_id)
-        .map_err(|_| MatrixError::invalid_param(format!("{user_id:?} is not a user ID")))?;
-    if user_id.server_name() != app.accounts.server_name() {
-        return Err(MatrixError::invalid_param(
-            "The user does not belong to this server",
-        ));
-    }
-    Ok(user_id)
+    Ok(app.accounts.local_user(&user_id)?)
 }
 
 /// `GET /v1/admin/lock/{userId}`: whether the account is locked.
@@ -66,8 +44,11 @@ async fn get_lock(
     Authenticated(requester): Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, MatrixError> {
-    require_admin(&app, &requester).await?;
-    let (locked, _) = app.accounts.moderation_status(&target(&app, path)?).await?;
+    let user_id = target(&app, path)?;
+    let locked = app
+        .accounts
+        .restriction(&requester, &user_id, Restriction::Locked)
+        .await?;
     Ok(Json(json!({ "locked": locked })))
 }
 
@@ -84,9 +65,9 @@ async fn put_lock(
     path: Result<Path<String>, PathRejection>,
     JsonBody { body, .. }: JsonBody<LockBody>,
 ) -> Result<Json<Value>, MatrixError> {
-    require_admin(&app, &requester).await?;
+    let user_id = target(&app, path)?;
     app.accounts
-        .set_restriction(&target(&app, path)?, Restriction::Locked, body.locked)
+        .moderate(&requester, &user_id, Restriction::Locked, body.locked)
         .await?;
     Ok(Json(json!({ "locked": body.locked })))
 }
@@ -97,8 +78,11 @@ async fn get_suspend(
     Authenticated(requester): Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, MatrixError> {
-    require_admin(&app, &requester).await?;
-    let (_, suspended) = app.accounts.moderation_status(&target(&app, path)?).await?;
+    let user_id = target(&app, path)?;
+    let suspended = app
+        .accounts
+        .restriction(&requester, &user_id, Restriction::Suspended)
+        .await?;
     Ok(Json(json!({ "suspended": suspended })))
 }
 
@@ -115,9 +99,9 @@ async fn put_suspend(
     path: Result<Path<String>, PathRejection>,
     JsonBody { body, .. }: JsonBody<SuspendBody>,
 ) -> Result<Json<Value>, MatrixError> {
-    require_admin(&app, &requester).await?;
+    let user_id = target(&app, path)?;
     app.accounts
-        .set_restriction(&target(&app, path)?, Restriction::Suspended, body.suspended)
+        .moderate(&requester, &user_id, Restriction::Suspended, body.suspended)
         .await?;
     Ok(Json(json!({ "suspended": body.suspended })))
 }
@@ -130,12 +114,9 @@ async fn whois(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = target(&app, path)?;
-    if user_id != requester.user_id {
-        require_admin(&app, &requester).await?;
-    }
     let devices: Map<String, Value> = app
         .accounts
-        .devices(&user_id)
+        .whois(&requester, &user_id)
         .await?
         .into_iter()
         .map(|device| {
@@ -146,12 +127,9 @@ async fn whois(
             if let Some(ts) = device.last_seen_ts {
                 connection.insert("last_seen".into(), ts.into());
             }
-            let session = json!({ "connections": [connection] });
-            (device.device_id, json!({ "sessions": [session] }))
+            let session = json!({ "sessions": [{ "connections": [connection] }] });
+            (device.device_id.to_string(), session)
         })
         .collect();
-    if devices.is_empty() && app.accounts.moderation_status(&user_id).await.is_err() {
-        return Err(AccountError::NoSuchUser.into());
-    }
     Ok(Json(json!({ "user_id": user_id, "devices": devices })))
 }

@@ -10,14 +10,13 @@ use ruma::api::client::device::{
 use serde_json::{Value, json};
 
 use super::{
-    account::confirm_password,
     auth::{Authenticated, FullAccount},
     ruma::Ruma,
 };
-use crate::{app::AppState, http::error::MatrixError, store::DeviceRecord, uia::Action};
+use crate::{accounts::Device, app::AppState, http::error::MatrixError};
 
 /// A device as the spec shows it: absent fields are left out.
-fn device_json(device: &DeviceRecord) -> Value {
+fn device_json(device: &Device) -> Value {
     let mut body = json!({ "device_id": device.device_id });
     if let Some(name) = &device.display_name {
         body["display_name"] = json!(name);
@@ -81,9 +80,8 @@ pub async fn delete_device(
     request: Ruma<delete_device::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;
-    confirm_password(&app, &requester, Action::DeleteDevices, raw.bound()).await?;
     app.accounts
-        .delete_devices(&requester.user_id, &[body.device_id])
+        .delete_devices(&requester, &[body.device_id], raw.bound())
         .await?;
     Ok(Json(json!({})))
 }
@@ -96,9 +94,8 @@ pub async fn delete_devices(
     request: Ruma<delete_devices::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;
-    confirm_password(&app, &requester, Action::DeleteDevices, raw.bound()).await?;
     app.accounts
-        .delete_devices(&requester.user_id, &body.devices)
+        .delete_devices(&requester, &body.devices, raw.bound())
         .await?;
     Ok(Json(json!({})))
 }

@@ -22,30 +22,25 @@ pub async fn well_known(State(app): State<AppState>) -> Json<Value> {
     Json(json!({ "m.homeserver": { "base_url": app.config.public_baseurl } }))
 }
 
-/// `GET /capabilities`: what the authenticated user may do here, from the configuration and
-/// the account: password changes and login tokens (not for guests), profile fields (both as
-/// `m.profile_fields` and as the pre-1.16 `m.set_displayname` / `m.set_avatar_url`; guests may
-/// only set a display name, suspended users nothing), and `m.3pid_changes` when addresses can
-/// be proven (this server sends verification emails, or trusts an identity server); `m.account_moderation` (lock and suspend) for server
-/// administrators only, and left out for everyone else, as the spec asks. Room versions are the business of the homeserver
-/// behind Vestibule, so `m.room_versions` is left out (it is optional). Written out here rather
-/// than through ruma's type, which leaves out capabilities equal to its defaults.
+/// `GET /capabilities`: what the authenticated user may do here (see
+/// [`Accounts::capabilities`](crate::accounts::Accounts::capabilities)). Profile fields are
+/// given both as `m.profile_fields` and as the pre-1.16 `m.set_displayname` /
+/// `m.set_avatar_url`; `m.account_moderation` is left out for everyone but server
+/// administrators, as the spec asks. Room versions are the business of the homeserver behind
+/// Vestibule, so `m.room_versions` is left out (it is optional). Written out here rather than
+/// through ruma's type, which leaves out capabilities equal to its defaults.
 pub async fn get_capabilities(
     State(app): State<AppState>,
     Authenticated(requester): Authenticated,
     _: Ruma<capabilities::Request>,
 ) -> Result<Json<Value>, MatrixError> {
-    let full_account = !requester.is_guest;
-    let profile = &app.config.profile;
-    let may_edit = !requester.suspended;
-    let displayname = may_edit && profile.displayname_changes;
-    let avatar_url = may_edit && full_account && profile.avatar_url_changes;
-    let custom_fields = may_edit && full_account && profile.custom_fields;
-    let can_prove_addresses =
-        app.threepids.sends_email() || app.threepids.identity().has_trusted_servers();
-    let defined = [("displayname", displayname), ("avatar_url", avatar_url)];
-    let mut profile_fields = json!({ "enabled": displayname || avatar_url || custom_fields });
-    if custom_fields {
+    let allowed = app.accounts.capabilities(&requester).await?;
+    let defined = [
+        ("displayname", allowed.set_displayname),
+        ("avatar_url", allowed.set_avatar_url),
+    ];
+    let mut profile_fields = json!({ "enabled": allowed.profile_fields_enabled() });
+    if allowed.custom_profile_fields {
         let disallowed: Vec<&str> = defined
             .iter()
             .filter(|(_, allowed)| !allowed)
@@ -61,16 +56,14 @@ pub async fn get_capabilities(
         profile_fields["allowed"] = json!(allowed);
     }
     let mut capabilities = json!({
-        "m.change_password": { "enabled": full_account && app.config.password.change_enabled },
-        "m.set_displayname": { "enabled": displayname },
-        "m.set_avatar_url": { "enabled": avatar_url },
+        "m.change_password": { "enabled": allowed.change_password },
+        "m.set_displayname": { "enabled": allowed.set_displayname },
+        "m.set_avatar_url": { "enabled": allowed.set_avatar_url },
         "m.profile_fields": profile_fields,
-        "m.3pid_changes": { "enabled": full_account && can_prove_addresses },
-        "m.get_login_token": {
-            "enabled": full_account && app.config.tokens.login_token_enabled,
-        },
+        "m.3pid_changes": { "enabled": allowed.threepid_changes },
+        "m.get_login_token": { "enabled": allowed.get_login_token },
     });
-    if app.accounts.is_admin(&requester.user_id).await? {
+    if allowed.account_moderation {
         capabilities["m.account_moderation"] = json!({ "lock": true, "suspend": true });
     }
     Ok(Json(json!({ "capabilities": capabilities })))

@@ -106,8 +106,20 @@ impl MatrixError {
 
 impl From<StoreError> for MatrixError {
     fn from(err: StoreError) -> Self {
-        Self::internal(err)
+        Self::internal(error_chain(&err))
     }
+}
+
+/// An error and its causes, one after the other, for the log.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl IntoResponse for MatrixError {
@@ -161,6 +173,45 @@ impl From<crate::accounts::AccountError> for MatrixError {
         use crate::accounts::AccountError;
         let message = err.to_string();
         match err {
+            AccountError::RegistrationDisabled => Self::forbidden("Registration has been disabled"),
+            AccountError::GuestAccessDisabled => Self::new(
+                StatusCode::FORBIDDEN,
+                "M_GUEST_ACCESS_FORBIDDEN",
+                "Guest access is disabled",
+            ),
+            AccountError::PasswordChangeDisabled => {
+                Self::forbidden("Password changes are disabled on this server")
+            }
+            AccountError::LoginTokensDisabled => {
+                Self::unknown("Login tokens are disabled on this server")
+            }
+            AccountError::NoPasswordReset => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "M_MISSING_TOKEN",
+                "Missing access token (this server neither sends email nor trusts an identity \
+                 server, so a forgotten password cannot be reset by email)",
+            ),
+            AccountError::NoAccountWithEmail => Self::new(
+                StatusCode::NOT_FOUND,
+                "M_NOT_FOUND",
+                "No account has this email address",
+            ),
+            AccountError::InvalidParam(reason) => Self::invalid_param(reason),
+            AccountError::MissingParam(name) => {
+                Self::missing_param(format!("Missing parameter: {name}"))
+            }
+            AccountError::MediumNotSupported => Self::new(
+                StatusCode::BAD_REQUEST,
+                "M_THREEPID_MEDIUM_NOT_SUPPORTED",
+                "Only email addresses can be attached to accounts here",
+            ),
+            AccountError::Unsupported(reason) => Self::unknown(reason),
+            AccountError::Uia(err) => err.into(),
+            AccountError::Threepid(err) => err.into(),
+            AccountError::RegistrationToken(err) => Self::internal(err),
+            AccountError::Store(_)
+            | AccountError::Hashing(_)
+            | AccountError::CorruptIdentifier(_) => Self::internal(error_chain(&err)),
             AccountError::InvalidUsername(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "M_INVALID_USERNAME", message)
             }
@@ -238,7 +289,6 @@ impl From<crate::accounts::AccountError> for MatrixError {
                 "The profile field is not set",
             ),
             AccountError::RateLimited(limited) => limited.into(),
-            AccountError::Internal(detail) => Self::Internal(detail),
         }
     }
 }

@@ -16,12 +16,13 @@ use secrecy::SecretString;
 use std::time::Duration;
 
 use super::{
-    account::confirm_password,
     auth::{ClientIp, FullAccount, LockedOrNot},
     ruma::{Ruma, RumaResponse},
 };
 use crate::{
-    accounts::DeviceRequest, app::AppState, http::error::MatrixError, ratelimit::Limit, uia::Action,
+    accounts::{DeviceRequest, LoginUser},
+    app::AppState,
+    http::error::MatrixError,
 };
 
 /// `GET /login`: the login types this server accepts: passwords, and single-use login tokens
@@ -32,7 +33,7 @@ pub async fn get_login_types(
 ) -> RumaResponse<get_login_types::Response> {
     let password = get_login_types::LoginType::Password(get_login_types::PasswordLoginType::new());
     let mut token = get_login_types::TokenLoginType::new();
-    token.get_login_token = app.config.tokens.login_token_enabled;
+    token.get_login_token = app.accounts.issues_login_tokens();
     let token = get_login_types::LoginType::Token(token);
     RumaResponse(get_login_types::Response::new(vec![password, token]))
 }
@@ -62,45 +63,39 @@ pub async fn login(
     };
     let (user_id, session) = match request.login_info {
         LoginInfo::Password(credentials) => {
-            let email = match (&credentials.identifier, &credentials.medium) {
-                (Some(UserIdentifier::Email(email)), _) => Some(email.address.clone()),
-                (None, Some(medium)) if medium == "email" => credentials.address.clone(),
-                _ => None,
-            };
-            let user = match (&credentials.identifier, &credentials.user, email) {
-                (_, _, Some(address)) => app
-                    .threepids
-                    .email_owner(&address)
-                    .await?
-                    .map(String::from)
-                    // Nobody: the password is still checked (against a dummy hash), so an
-                    // unknown address costs the same time as a wrong password.
-                    .unwrap_or_default(),
-                (Some(UserIdentifier::Matrix(identifier)), _, None) => identifier.user.clone(),
-                (Some(UserIdentifier::Msisdn(_) | UserIdentifier::PhoneNumber(_)), _, None) => {
+            let user = match (
+                &credentials.identifier,
+                &credentials.user,
+                &credentials.medium,
+            ) {
+                (Some(UserIdentifier::Email(email)), _, _) => {
+                    LoginUser::Email(email.address.clone())
+                }
+                (None, _, Some(medium)) if medium == "email" && credentials.address.is_some() => {
+                    LoginUser::Email(credentials.address.clone().unwrap_or_default())
+                }
+                (Some(UserIdentifier::Matrix(identifier)), _, _) => {
+                    LoginUser::Name(identifier.user.clone())
+                }
+                (Some(UserIdentifier::Msisdn(_) | UserIdentifier::PhoneNumber(_)), _, _) => {
                     return Err(MatrixError::unknown(
                         "Phone numbers are not supported: this server validates them only \
                          through an identity server and does not log in with them",
                     ));
                 }
-                (Some(_), _, None) => {
+                (Some(_), _, _) => {
                     return Err(MatrixError::unknown("Unsupported identifier type"));
                 }
-                (None, Some(user), None) => user.clone(),
-                (None, None, None) => {
+                (None, Some(user), _) => LoginUser::Name(user.clone()),
+                (None, None, _) => {
                     return Err(MatrixError::missing_param("Missing parameter: identifier"));
                 }
             };
             app.accounts
-                .login_with_password(&user, SecretString::from(credentials.password), device)
+                .login_with_password(user, SecretString::from(credentials.password), device)
                 .await?
         }
-        LoginInfo::Token(token) => {
-            app.limiter
-                .take(Limit::LoginPerIp, device.ip.as_deref())
-                .await?;
-            app.accounts.login_with_token(&token.token, device).await?
-        }
+        LoginInfo::Token(token) => app.accounts.login_with_token(&token.token, device).await?,
         _ => return Err(MatrixError::unknown("Bad login type")),
     };
     let mut response = login::Response::new(user_id, session.access_token, session.device_id);
@@ -118,10 +113,9 @@ pub async fn refresh(
     ClientIp(ip): ClientIp,
     request: Ruma<refresh::Request>,
 ) -> Result<RumaResponse<refresh::Response>, MatrixError> {
-    app.limiter.take(Limit::RefreshPerIp, ip.as_deref()).await?;
     let session = app
         .accounts
-        .refresh(&request.body.refresh_token, true)
+        .refresh(&request.body.refresh_token, true, ip.as_deref())
         .await?;
     let mut response = refresh::Response::new(session.access_token);
     response.refresh_token = session.refresh_token;
@@ -137,22 +131,10 @@ pub async fn get_login_token(
     FullAccount(requester): FullAccount,
     request: Ruma<get_login_token::Request>,
 ) -> Result<RumaResponse<get_login_token::Response>, MatrixError> {
-    if !app.config.tokens.login_token_enabled {
-        return Err(MatrixError::unknown(
-            "Login tokens are disabled on this server",
-        ));
-    }
-    // Looked at before UIA, counted only once a token is issued: the UIA round trips are not
-    // extra tokens.
-    let account = Some(requester.user_id.as_str());
-    app.limiter
-        .peek(Limit::LoginTokenPerAccount, account)
+    let (token, lifetime_ms) = app
+        .accounts
+        .get_login_token(&requester, request.raw.bound())
         .await?;
-    confirm_password(&app, &requester, Action::GetLoginToken, request.raw.bound()).await?;
-    app.limiter
-        .take(Limit::LoginTokenPerAccount, account)
-        .await?;
-    let (token, lifetime_ms) = app.accounts.issue_login_token(&requester.user_id).await?;
     let lifetime = Duration::from_millis(u64::try_from(lifetime_ms).unwrap_or(u64::MAX));
     Ok(RumaResponse(get_login_token::Response::new(
         lifetime, token,

@@ -20,21 +20,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    account::confirm_password,
     auth::{ClientIp, FullAccount},
     json::JsonBody,
 };
 use crate::{
-    accounts::{AccountError, Requester},
+    accounts::{BindRequest, LegacyAddress, NewAddress},
     app::AppState,
     email::EmailPurpose,
     http::error::MatrixError,
-    identity::SessionCredentials,
-    ratelimit::Limit,
-    threepids::{
-        EmailTokenRequest, ProvenAddress, ThreepidError, canonical_email, check_client_secret,
-    },
-    uia::{Action, BoundRequest},
+    threepids::{EmailTokenRequest, ThreepidError},
+    uia::BoundRequest,
 };
 
 /// The routes of this module.
@@ -110,17 +105,14 @@ async fn request_email_token(
     body: EmailTokenBody,
     purpose: EmailPurpose,
 ) -> Result<Json<Value>, MatrixError> {
-    app.limiter.take(Limit::EmailPerIp, ip).await?;
-    let response = app
-        .threepids
-        .request_email_token(EmailTokenRequest {
-            client_secret: body.client_secret,
-            email: body.email,
-            send_attempt: body.send_attempt,
-            next_link: body.next_link,
-            purpose,
-        })
-        .await?;
+    let request = EmailTokenRequest {
+        client_secret: body.client_secret,
+        email: body.email,
+        send_attempt: body.send_attempt,
+        next_link: body.next_link,
+        purpose,
+    };
+    let response = app.accounts.request_email_token(request, ip).await?;
     Ok(Json(
         json!({ "sid": response.sid, "submit_url": response.submit_url }),
     ))
@@ -274,19 +266,18 @@ async fn add_threepid(
     uri: Uri,
     JsonBody { body, json }: JsonBody<AddThreepid>,
 ) -> Result<Json<Value>, MatrixError> {
-    check_client_secret(&body.client_secret)?;
-    let bound = BoundRequest {
+    let address = NewAddress {
+        sid: body.sid,
+        client_secret: body.client_secret,
+    };
+    let request = BoundRequest {
         method: "POST",
         path: uri.path(),
         body: &json,
     };
-    confirm_password(&app, &requester, Action::AddThreepid, bound).await?;
-    let proven = app
-        .threepids
-        .proven_by_session(&body.sid, &body.client_secret, EmailPurpose::Add)
+    app.accounts
+        .add_threepid(&requester, address, request)
         .await?;
-    app.threepids.attach(&requester.user_id, &proven).await?;
-    app.threepids.forget_session(&body.sid).await?;
     Ok(Json(json!({})))
 }
 
@@ -306,11 +297,10 @@ async fn delete_threepid(
     FullAccount(requester): FullAccount,
     JsonBody { body, .. }: JsonBody<ThreepidRef>,
 ) -> Result<Json<Value>, MatrixError> {
-    refuse_if_suspended(&requester)?;
     let unbound = app
-        .threepids
-        .detach(
-            &requester.user_id,
+        .accounts
+        .delete_threepid(
+            &requester,
             &body.medium,
             &body.address,
             body.id_server.as_deref(),
@@ -326,18 +316,10 @@ async fn unbind_threepid(
     FullAccount(requester): FullAccount,
     JsonBody { body, .. }: JsonBody<ThreepidRef>,
 ) -> Result<Json<Value>, MatrixError> {
-    if let Some(id_server) = &body.id_server
-        && !app.threepids.identity().is_trusted(id_server)
-    {
-        return Err(ThreepidError::NotTrusted(format!(
-            "identity server {id_server:?} is not trusted by this homeserver"
-        ))
-        .into());
-    }
     let unbound = app
-        .threepids
-        .unbind(
-            &requester.user_id,
+        .accounts
+        .unbind_threepid(
+            &requester,
             &body.medium,
             &body.address,
             body.id_server.as_deref(),
@@ -363,14 +345,13 @@ async fn bind_threepid(
     FullAccount(requester): FullAccount,
     JsonBody { body, .. }: JsonBody<BindThreepid>,
 ) -> Result<Json<Value>, MatrixError> {
-    check_client_secret(&body.client_secret)?;
-    let creds = SessionCredentials {
-        id_server: &body.id_server,
-        sid: &body.sid,
-        client_secret: &body.client_secret,
-        id_access_token: Some(&body.id_access_token),
+    let bind = BindRequest {
+        id_server: body.id_server,
+        sid: body.sid,
+        client_secret: body.client_secret,
+        id_access_token: Some(body.id_access_token),
     };
-    app.threepids.bind(&requester.user_id, creds).await?;
+    app.accounts.bind_threepid(&requester, bind).await?;
     Ok(Json(json!({})))
 }
 
@@ -401,32 +382,19 @@ pub async fn add_via_identity_server(
     FullAccount(requester): FullAccount,
     JsonBody { body, .. }: JsonBody<LegacyAddThreepid>,
 ) -> Result<Json<Value>, MatrixError> {
-    let creds = &body.three_pid_creds;
-    check_client_secret(&creds.client_secret)?;
-    let session = SessionCredentials {
-        id_server: &creds.id_server,
-        sid: &creds.sid,
-        client_secret: &creds.client_secret,
-        id_access_token: creds.id_access_token.as_deref(),
+    let creds = body.three_pid_creds;
+    let legacy = LegacyAddress {
+        session: BindRequest {
+            id_server: creds.id_server,
+            sid: creds.sid,
+            client_secret: creds.client_secret,
+            id_access_token: creds.id_access_token,
+        },
+        bind: body.bind,
     };
-    let validated = app.threepids.proven_by_identity_server(session).await?;
-    if validated.medium != "email" {
-        return Err(MatrixError::new(
-            StatusCode::BAD_REQUEST,
-            "M_THREEPID_MEDIUM_NOT_SUPPORTED",
-            "Only email addresses can be attached to accounts here",
-        ));
-    }
-    let proven = ProvenAddress {
-        medium: validated.medium,
-        address: canonical_email(&validated.address),
-        validated_at_ms: validated.validated_at_ms,
-        sid: None,
-    };
-    app.threepids.attach(&requester.user_id, &proven).await?;
-    if body.bind {
-        app.threepids.bind(&requester.user_id, session).await?;
-    }
+    app.accounts
+        .add_via_identity_server(&requester, legacy)
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -482,12 +450,4 @@ async fn on_bind(body: Option<Json<Value>>) -> Json<Value> {
         tracing::debug!(mxid = ?body.get("mxid"), "identity server reported a binding");
     }
     Json(json!({}))
-}
-
-fn refuse_if_suspended(requester: &Requester) -> Result<(), MatrixError> {
-    if requester.suspended {
-        Err(AccountError::Suspended.into())
-    } else {
-        Ok(())
-    }
 }

@@ -8,6 +8,7 @@
 //! method, path and body without `auth`.
 
 pub mod flows;
+pub mod proofs;
 pub mod stages;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -127,6 +128,13 @@ pub struct Completed {
     pub session_hash: String,
     /// What the stages recorded, by stage type (e.g. the registration token used).
     pub data: Map<String, Value>,
+}
+
+impl Completed {
+    /// What the completed stages proved.
+    pub fn proofs(&self) -> proofs::Proofs {
+        proofs::Proofs::from_records(&self.data)
+    }
 }
 
 /// The UIA engine: stage registry plus stored sessions.

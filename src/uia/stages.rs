@@ -10,9 +10,10 @@ use serde_json::{Map, Value, json};
 use super::{
     Action,
     flows::{StageFailure, StageFailureKind},
+    proofs::{AcceptedPolicy, EmailProof, IdentityServerSession, TokenProof, record},
 };
 use crate::{
-    accounts::{AccountError, Accounts, registration_tokens::RegistrationTokens},
+    accounts::{AccountError, PasswordVerifier, registration_tokens::RegistrationTokens},
     config::{RecaptchaConfig, TermsPolicy},
     email::EmailPurpose,
     identity::SessionCredentials,
@@ -67,14 +68,14 @@ impl Stage for Dummy {
 
 /// `m.login.password`: the requesting user proves they know their password.
 pub struct Password {
-    accounts: Accounts,
+    verifier: PasswordVerifier,
     limiter: RateLimiter,
 }
 
 impl Password {
     /// The stage, checking passwords through the account service.
-    pub fn new(accounts: Accounts, limiter: RateLimiter) -> Self {
-        Self { accounts, limiter }
+    pub fn new(verifier: PasswordVerifier, limiter: RateLimiter) -> Self {
+        Self { verifier, limiter }
     }
 }
 
@@ -132,8 +133,8 @@ impl Stage for Password {
         }
         let user = named_user.unwrap_or(requester.as_str());
         match self
-            .accounts
-            .verify_password(user, SecretString::from(password.to_owned()))
+            .verifier
+            .verify(user, SecretString::from(password.to_owned()))
             .await
         {
             Ok(user_id) if user_id == requester => Ok(None),
@@ -180,7 +181,9 @@ impl Stage for RegistrationToken {
             .reserve(token, context.session_hash, context.session_expires_at_ms)
             .await
         {
-            Ok(true) => Ok(Some(json!({ "token": token }))),
+            Ok(true) => Ok(record(&TokenProof {
+                token: token.to_owned(),
+            })),
             Ok(false) => Err(failure(
                 StageFailureKind::Forbidden,
                 "Invalid, expired or used-up registration token",
@@ -228,12 +231,15 @@ impl Stage for Terms {
     }
 
     async fn attempt(&self, _: &StageContext<'_>, _: &Map<String, Value>) -> StageOutcome {
-        let accepted: Vec<Value> = self
+        let accepted: Vec<AcceptedPolicy> = self
             .policies
             .iter()
-            .map(|(name, policy)| json!({ "policy": name, "version": policy.version }))
+            .map(|(name, policy)| AcceptedPolicy {
+                policy: name.clone(),
+                version: policy.version.clone(),
+            })
             .collect();
-        Ok(Some(Value::Array(accepted)))
+        Ok(record(&accepted))
     }
 }
 
@@ -290,12 +296,13 @@ impl Stage for EmailIdentity {
             .await
         {
             Ok(proven) => {
-                return Ok(Some(json!({
-                    "medium": proven.medium,
-                    "address": proven.address,
-                    "validated_at_ms": proven.validated_at_ms,
-                    "sid": proven.sid,
-                })));
+                return Ok(record(&EmailProof {
+                    medium: proven.medium,
+                    address: proven.address,
+                    validated_at_ms: proven.validated_at_ms,
+                    sid: proven.sid,
+                    identity_server: None,
+                }));
             }
             Err(ThreepidError::NoSession) if string_field(creds, "id_server").is_some() => {}
             Err(err) => return Err(email_failure(&err)),
@@ -307,16 +314,17 @@ impl Stage for EmailIdentity {
             id_access_token: string_field(creds, "id_access_token"),
         };
         match self.threepids.proven_by_identity_server(session).await {
-            Ok(validated) => Ok(Some(json!({
-                "medium": validated.medium,
-                "address": canonical_email(&validated.address),
-                "validated_at_ms": validated.validated_at_ms,
-                "identity_server": {
-                    "id_server": session.id_server,
-                    "sid": sid,
-                    "client_secret": client_secret,
-                },
-            }))),
+            Ok(validated) => Ok(record(&EmailProof {
+                medium: validated.medium,
+                address: canonical_email(&validated.address),
+                validated_at_ms: validated.validated_at_ms,
+                sid: None,
+                identity_server: Some(IdentityServerSession {
+                    id_server: session.id_server.to_owned(),
+                    sid: sid.to_owned(),
+                    client_secret: client_secret.to_owned(),
+                }),
+            })),
             Err(err) => Err(email_failure(&err)),
         }
     }

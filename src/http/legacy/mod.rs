@@ -15,17 +15,16 @@ use serde_json::{Value, json};
 mod v1_register;
 
 use super::{
-    account::{PasswordChange, change_password_after_uia, reset_password_by_email},
     auth::{ClientIp, MaybeAuthenticated},
     json::JsonBody,
-    register::{RegistrationRequest, register_user},
     threepid,
 };
 use crate::{
-    accounts::{AccountError, DeviceRequest, IssuedSession},
+    accounts::{
+        AccountError, DeviceRequest, IssuedSession, LoginUser, PasswordChange, RegistrationInput,
+    },
     app::AppState,
     http::error::MatrixError,
-    ratelimit::Limit,
     uia::BoundRequest,
 };
 
@@ -112,7 +111,7 @@ async fn v1_login(
     };
     let (user_id, session) = app
         .accounts
-        .login_with_password(&user, SecretString::from(password), device)
+        .login_with_password(LoginUser::Name(user), SecretString::from(password), device)
         .await?;
     Ok(v1_session(&app, &user_id, session))
 }
@@ -139,21 +138,24 @@ async fn v2_register(
         refresh_token: true,
         ..DeviceRequest::default()
     });
-    let request = RegistrationRequest {
+    let input = RegistrationInput {
         ip,
         username: body.username,
         password: body.password,
         login,
         guest_access_token: None,
         bind_email: body.bind_email,
-        bound: BoundRequest {
+        request: BoundRequest {
             method: Method::POST.as_str(),
             path: uri.path(),
             body: &json,
         },
     };
-    let (user_id, session) = register_user(&app, request).await?;
-    let session = session.ok_or_else(|| MatrixError::internal("no session"))?;
+    let registered = app.accounts.register(input).await?;
+    let user_id = registered.user_id;
+    let session = registered
+        .session
+        .ok_or_else(|| MatrixError::internal("no session"))?;
     let refresh_token = session.refresh_token.clone();
     let Json(mut response) = v1_session(&app, &user_id, session);
     response["refresh_token"] = json!(refresh_token);
@@ -173,8 +175,11 @@ async fn v2_token_refresh(
     ClientIp(ip): ClientIp,
     JsonBody { body, .. }: JsonBody<V2TokenRefresh>,
 ) -> Result<Json<Value>, MatrixError> {
-    app.limiter.take(Limit::RefreshPerIp, ip.as_deref()).await?;
-    let session = match app.accounts.refresh(&body.refresh_token, false).await {
+    let session = match app
+        .accounts
+        .refresh(&body.refresh_token, false, ip.as_deref())
+        .await
+    {
         Err(AccountError::UnknownRefreshToken) => {
             // The v2_alpha API predates soft logout: an unusable refresh token was a plain 403.
             return Err(MatrixError::forbidden("Did not recognize refresh token"));
@@ -208,18 +213,19 @@ async fn v2_change_password(
         body: &json,
     };
     match requester {
-        None => reset_password_by_email(&app, body.new_password, true, bound).await?,
-        Some(requester) if requester.is_guest => {
-            return Err(MatrixError::guest_access_forbidden());
+        None => {
+            app.accounts
+                .reset_password_by_email(body.new_password, true, bound)
+                .await?;
         }
         Some(requester) => {
             let change = PasswordChange {
                 requester: &requester,
                 new_password: body.new_password,
                 logout_devices: true,
-                bound,
+                request: bound,
             };
-            change_password_after_uia(&app, change).await?;
+            app.accounts.change_password(change).await?;
         }
     }
     Ok(Json(json!({})))

@@ -1,0 +1,251 @@
+//! Sessions: signing in with a password, access-token authentication, refresh and logout.
+
+use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
+use secrecy::SecretString;
+
+use super::{
+    AccountError, Accounts, DeviceRequest, IssuedSession, Requester, events::AccountEvent, tokens,
+    user_id,
+};
+use crate::{
+    ratelimit::Limit,
+    store::{NewLogin, RefreshOutcome, TokenRotation},
+};
+
+/// Who a password login names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginUser {
+    /// A localpart or a full user ID.
+    Name(String),
+    /// An email address attached to the account (compared case-insensitively).
+    Email(String),
+}
+
+impl Accounts {
+    /// Logs a user in with a password, opening (or reusing) a device session. An unknown email
+    /// address is checked against a dummy hash, so it costs the same time as a wrong password.
+    pub async fn login_with_password(
+        &self,
+        user: LoginUser,
+        password: SecretString,
+        device: DeviceRequest,
+    ) -> Result<(OwnedUserId, IssuedSession), AccountError> {
+        let user = match user {
+            LoginUser::Name(name) => name,
+            LoginUser::Email(address) => self
+                .threepids
+                .email_owner(&address)
+                .await?
+                .map(String::from)
+                .unwrap_or_default(),
+        };
+        let account =
+            user_id::user_id_for_login(&user, &self.settings.server_name).map(|id| id.to_string());
+        self.limiter
+            .take(Limit::LoginPerIp, device.ip.as_deref())
+            .await?;
+        self.limiter
+            .take(Limit::LoginPerAccount, account.as_deref())
+            .await?;
+        self.limiter
+            .peek(Limit::FailedLoginPerAccount, account.as_deref())
+            .await?;
+        let user_id = match self.verifier.verify(&user, password).await {
+            Err(AccountError::InvalidCredentials) => {
+                // Counted only after the refusal is decided, so the bucket never changes the
+                // answer to this attempt, only to the next ones.
+                let _ = self
+                    .limiter
+                    .take(Limit::FailedLoginPerAccount, account.as_deref())
+                    .await;
+                return Err(AccountError::InvalidCredentials);
+            }
+            result => result?,
+        };
+        let issued = self.open_session(&user_id, device).await?;
+        Ok((user_id, issued))
+    }
+
+    /// Opens a device session for an already authenticated user. Reusing a device ID keeps
+    /// the device and invalidates the tokens it held.
+    pub(crate) async fn open_session(
+        &self,
+        user_id: &UserId,
+        device: DeviceRequest,
+    ) -> Result<IssuedSession, AccountError> {
+        let (login, issued) = self.new_login(device, self.clock.now_ms());
+        let display_name = login.display_name.clone();
+        self.store.start_login(user_id.as_str(), login).await?;
+        metrics::counter!("vestibule_logins_total").increment(1);
+        self.report([AccountEvent::DeviceCreated {
+            user_id: user_id.to_owned(),
+            device_id: issued.device_id.clone(),
+            display_name,
+        }])
+        .await;
+        Ok(issued)
+    }
+
+    /// The tokens of a new device session: what the store keeps (digests) and what the client
+    /// gets.
+    pub(crate) fn new_login(
+        &self,
+        device: DeviceRequest,
+        now_ms: i64,
+    ) -> (NewLogin, IssuedSession) {
+        let device_id = match device.device_id {
+            Some(device_id) => device_id,
+            None => OwnedDeviceId::from(tokens::new_device_id(self.rng.as_ref())),
+        };
+        let access_token = tokens::new_access_token(self.rng.as_ref());
+        let refresh_token = device
+            .refresh_token
+            .then(|| tokens::new_refresh_token(self.rng.as_ref()));
+        let lifetime = self.access_token_lifetime(refresh_token.is_some());
+        let login = NewLogin {
+            device_id: device_id.to_string(),
+            display_name: device.display_name,
+            access_token_hash: tokens::digest(&access_token),
+            expires_at_ms: lifetime.map(|lifetime| now_ms.saturating_add(lifetime)),
+            refresh_token_hash: refresh_token.as_deref().map(tokens::digest),
+            now_ms,
+            ip: device.ip,
+        };
+        let issued = IssuedSession {
+            device_id,
+            access_token,
+            expires_in_ms: lifetime.and_then(|lifetime| u64::try_from(lifetime).ok()),
+            refresh_token,
+        };
+        (login, issued)
+    }
+
+    /// How long a new access token lives: the refreshable lifetime when it comes with a
+    /// refresh token, else the configured (possibly unlimited) one.
+    fn access_token_lifetime(&self, refreshable: bool) -> Option<i64> {
+        if refreshable {
+            Some(self.settings.refreshable_access_token_lifetime_ms)
+        } else {
+            self.settings.access_token_lifetime_ms
+        }
+    }
+
+    /// Exchanges a refresh token for a new access token and refresh token on the same device;
+    /// the old access token stops working. With `keep_previous` (the current spec) the old
+    /// refresh token is accepted again until the new tokens are first used, so a client that
+    /// lost the response can retry; without it (the v2_alpha API) it is revoked at once. A
+    /// locked account's refresh is refused before anything rotates.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        keep_previous: bool,
+        ip: Option<&str>,
+    ) -> Result<IssuedSession, AccountError> {
+        self.limiter.take(Limit::RefreshPerIp, ip).await?;
+        let now_ms = self.clock.now_ms();
+        let access_token = tokens::new_access_token(self.rng.as_ref());
+        let new_refresh_token = tokens::new_refresh_token(self.rng.as_ref());
+        let lifetime = self.settings.refreshable_access_token_lifetime_ms;
+        let rotation = TokenRotation {
+            access_token_hash: tokens::digest(&access_token),
+            refresh_token_hash: tokens::digest(&new_refresh_token),
+            expires_at_ms: Some(now_ms.saturating_add(lifetime)),
+            keep_previous,
+            now_ms,
+        };
+        let device_id = match self
+            .store
+            .rotate_refresh_token(&tokens::digest(refresh_token), rotation)
+            .await?
+        {
+            RefreshOutcome::Rotated { device_id, .. } => device_id,
+            RefreshOutcome::Unknown => return Err(AccountError::UnknownRefreshToken),
+            RefreshOutcome::Locked => return Err(AccountError::Locked),
+        };
+        Ok(IssuedSession {
+            device_id: device_id.into(),
+            access_token,
+            expires_in_ms: u64::try_from(lifetime).ok(),
+            refresh_token: Some(new_refresh_token),
+        })
+    }
+
+    /// Resolves an access token to its holder.
+    /// The device's activity is noted in memory (written in batches by
+    /// [`Accounts::flush_last_seen`]), not written on every request.
+    pub async fn authenticate(
+        &self,
+        access_token: &str,
+        ip: Option<String>,
+    ) -> Result<Requester, AccountError> {
+        let token_hash = tokens::digest(access_token);
+        let owner = self
+            .store
+            .find_token_owner(&token_hash)
+            .await?
+            .ok_or(AccountError::UnknownToken)?;
+        if owner
+            .expires_at_ms
+            .is_some_and(|expires| expires <= self.clock.now_ms())
+        {
+            return Err(AccountError::ExpiredToken);
+        }
+        if owner.refresh_pending {
+            // First use of a refreshed token: the refresh token it replaced is now spent.
+            self.store.settle_refresh(&token_hash).await?;
+        }
+        self.last_seen
+            .record(&owner.user_id, &owner.device_id, self.clock.now_ms(), ip);
+        Ok(Requester {
+            user_id: UserId::parse(owner.user_id)?,
+            device_id: owner.device_id.into(),
+            is_guest: owner.is_guest,
+            locked: owner.locked,
+            suspended: owner.suspended,
+        })
+    }
+
+    /// Ends the caller's session: its device and every token of that device are deleted.
+    pub async fn logout(&self, requester: &Requester) -> Result<(), AccountError> {
+        if self
+            .store
+            .delete_device(requester.user_id.as_str(), requester.device_id.as_str())
+            .await?
+        {
+            self.report([AccountEvent::DeviceDeleted {
+                user_id: requester.user_id.clone(),
+                device_id: requester.device_id.clone(),
+            }])
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of the user.
+    pub async fn logout_all(&self, user_id: &UserId) -> Result<(), AccountError> {
+        let ended = self.end_sessions(user_id, None).await?;
+        self.report(ended).await;
+        Ok(())
+    }
+
+    /// Deletes every device of the user but `keep` (with their tokens) and returns the events
+    /// to report for them.
+    pub(crate) async fn end_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&DeviceId>,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
+        let devices = self.store.list_devices(user_id.as_str()).await?;
+        self.store
+            .delete_all_devices(user_id.as_str(), keep.map(DeviceId::as_str))
+            .await?;
+        Ok(devices
+            .into_iter()
+            .filter(|device| keep.is_none_or(|keep| keep.as_str() != device.device_id))
+            .map(|device| AccountEvent::DeviceDeleted {
+                user_id: user_id.to_owned(),
+                device_id: device.device_id.into(),
+            })
+            .collect())
+    }
+}
