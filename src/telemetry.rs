@@ -1,6 +1,6 @@
 //! Structured logs (text or JSON) and the process-wide Prometheus recorder.
 
-use std::sync::OnceLock;
+use std::{io::IsTerminal, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -17,8 +17,10 @@ pub fn init_logging(config: &ObservabilityConfig) {
             .with(fmt::layer().json().with_writer(std::io::stderr))
             .try_init()
     } else {
+        // Colours only for a person at a terminal, never in a file or a log collector.
+        let colours = std::io::stderr().is_terminal();
         registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(colours).with_writer(std::io::stderr))
             .try_init()
     };
     if let Err(err) = result {

@@ -171,6 +171,7 @@ impl AccountEvents for LoggedEvents {
             target: "vestibule::account_events",
             kind,
             user_id = %event.user_id(),
+            details = ?event,
             "account event"
         );
         metrics::counter!("vestibule_account_events_total", "kind" => kind).increment(1);

@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vestibule::{config::Config, email::SmtpTls};
+use vestibule::{accounts::events::AccountEvent, config::Config, email::SmtpTls};
 
 use crate::{
     peers::{MailSink, ReceivedEmail},
@@ -143,6 +143,15 @@ async fn registration_with_an_email_then_login_by_email() {
     follow_link(&server, &mail).await;
     let (status, registered) = server.post(REGISTER, None, &early).await;
     assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(
+        server.events.take().first(),
+        Some(&AccountEvent::Created {
+            user_id: "@alice:localhost".try_into().expect("user ID"),
+            displayname: Some("alice".into()),
+            emails: vec!["alice@example.org".into()],
+            is_guest: false,
+        })
+    );
 
     let token = registered["access_token"].as_str();
     let (_, threepids) = server.get("/_matrix/client/v3/account/3pid", token).await;
@@ -451,6 +460,14 @@ async fn adding_and_removing_an_address() {
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     let (_, listed) = server.get("/_matrix/client/r0/account/3pid", token).await;
     assert_eq!(listed["threepids"][0]["address"], "frank@example.org");
+    let frank_id: ruma::OwnedUserId = "@frank:localhost".try_into().expect("user ID");
+    assert_eq!(
+        server.events.take().last(),
+        Some(&AccountEvent::EmailAdded {
+            user_id: frank_id.clone(),
+            address: "frank@example.org".into(),
+        })
+    );
 
     // Somebody else cannot register or add it.
     let (status, body) = request_token(&server, ADD_TOKEN, "x", "frank@example.org", 1).await;
@@ -472,6 +489,19 @@ async fn adding_and_removing_an_address() {
     );
     let (_, listed) = server.get("/_matrix/client/v3/account/3pid", token).await;
     assert_eq!(listed["threepids"], json!([]));
+    assert_eq!(
+        server.events.take(),
+        [AccountEvent::EmailRemoved {
+            user_id: frank_id,
+            address: "frank@example.org".into(),
+        }]
+    );
+    // Removing an address the account does not have reports nothing.
+    let (status, _) = server
+        .post("/_matrix/client/v3/account/3pid/delete", token, &delete)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.events.take(), []);
 }
 
 #[tokio::test]

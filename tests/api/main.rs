@@ -7,6 +7,7 @@ mod devices;
 mod discovery;
 mod email;
 mod errors;
+mod events;
 mod guest;
 mod identity;
 mod login;

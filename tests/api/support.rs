@@ -1,13 +1,17 @@
 //! The black-box harness: a real Vestibule on a random loopback port with a fresh SQLite
 //! database and a manual clock, and a small JSON client for it.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use vestibule::{
+    accounts::events::{AccountEvent, AccountEvents},
     app,
     clock::{ManualClock, OsRandomness},
     config::Config,
@@ -25,6 +29,9 @@ pub struct TestServer {
     pub config: Config,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// Every account change the server reported, in order (a test double of the outlet a
+    /// homeserver listens to).
+    pub events: RecordedEvents,
     dir: Arc<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -53,7 +60,7 @@ impl TestServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let mut config = test_config(&dir);
         adjust(&mut config);
-        Self::start(config, dir, ManualClock::new(1_700_000_000_000), None).await
+        Self::start(config, dir, ManualClock::new(1_700_000_000_000), None, None).await
     }
 
     /// A server whose server name is its own address (`127.0.0.1:PORT`), so that peers which
@@ -71,6 +78,7 @@ impl TestServer {
             dir,
             ManualClock::new(1_700_000_000_000),
             Some(listener),
+            None,
         )
         .await
     }
@@ -80,15 +88,18 @@ impl TestServer {
         dir: Arc<TempDir>,
         clock: ManualClock,
         listener: Option<TcpListener>,
+        events: Option<RecordedEvents>,
     ) -> Self {
         config.validate().expect("test config is valid");
         let store = app::open_store(&config).await.expect("store opens");
-        let state = app::build(
+        let events = events.unwrap_or_default();
+        let state = app::build_with_events(
             config.clone(),
             store,
             Arc::new(clock.clone()),
             Arc::new(OsRandomness),
             None,
+            Arc::new(events.clone()),
         )
         .expect("state builds");
         let listener = match listener {
@@ -109,6 +120,7 @@ impl TestServer {
             clock,
             config,
             http: reqwest::Client::new(),
+            events,
             dir,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -123,6 +135,7 @@ impl TestServer {
             self.dir.clone(),
             self.clock.clone(),
             None,
+            Some(self.events.clone()),
         )
         .await
     }
@@ -264,4 +277,22 @@ where
         results.push(handle.await.expect("task completes"));
     }
     results
+}
+
+/// The account events a server reported, for tests to take and compare.
+#[derive(Clone, Default)]
+pub struct RecordedEvents(Arc<Mutex<Vec<AccountEvent>>>);
+
+impl RecordedEvents {
+    /// The events reported since the last call, in order.
+    pub fn take(&self) -> Vec<AccountEvent> {
+        std::mem::take(&mut *self.0.lock().expect("events lock"))
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountEvents for RecordedEvents {
+    async fn report(&self, event: AccountEvent) {
+        self.0.lock().expect("events lock").push(event);
+    }
 }
