@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{clock::Clock, store::Store};
+use crate::{
+    clock::Clock,
+    store::{Store, StoreError},
+};
 
 /// One limit: a steady rate and the burst allowed on top of it.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -126,7 +129,7 @@ pub enum Limit {
 }
 
 /// A request was refused by a limit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RateLimitError {
     /// Too many requests; retry after this many milliseconds.
     #[error("too many requests")]
@@ -135,8 +138,8 @@ pub enum RateLimitError {
         retry_after_ms: i64,
     },
     /// The store could not be asked.
-    #[error("rate limit store: {0}")]
-    Store(String),
+    #[error("the rate-limit store failed")]
+    Store(#[from] StoreError),
 }
 
 /// Checks and consumes rate-limit buckets in the store.
@@ -211,7 +214,7 @@ impl RateLimiter {
                 .peek_rate_limit(&key, now_ms, interval_ms, burst)
                 .await
         }
-        .map_err(|err| RateLimitError::Store(err.to_string()))?;
+        .map_err(RateLimitError::Store)?;
         match wait {
             None => Ok(()),
             Some(retry_after_ms) => {
@@ -226,7 +229,7 @@ impl RateLimiter {
         self.store
             .delete_idle_rate_limits(self.clock.now_ms())
             .await
-            .map_err(|err| RateLimitError::Store(err.to_string()))
+            .map_err(RateLimitError::Store)
     }
 }
 

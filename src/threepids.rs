@@ -79,15 +79,12 @@ pub enum ThreepidError {
     /// An OpenID token is unknown or expired.
     #[error("unknown or expired OpenID token")]
     UnknownOpenIdToken,
-    /// A failure of the store.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for ThreepidError {
-    fn from(err: StoreError) -> Self {
-        Self::Internal(err.to_string())
-    }
+    /// The store failed.
+    #[error("third-party identifier storage failed")]
+    Store(#[from] StoreError),
+    /// A stored user ID could not be read back.
+    #[error("a stored user ID is malformed")]
+    CorruptIdentifier(#[from] ruma::IdParseError),
 }
 
 impl From<IdentityError> for ThreepidError {
@@ -573,7 +570,7 @@ impl Threepids {
             .find_openid_token(&tokens::digest(token), self.clock.now_ms())
             .await?
             .ok_or(ThreepidError::UnknownOpenIdToken)?;
-        UserId::parse(user).map_err(|err| ThreepidError::Internal(err.to_string()))
+        Ok(UserId::parse(user)?)
     }
 }
 

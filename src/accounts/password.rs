@@ -105,13 +105,19 @@ impl PasswordPolicy {
 
 /// Hashing failed for a reason that is not the password's fault.
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
-
-impl HashError {
-    fn from_display(err: impl std::fmt::Display) -> Self {
-        Self(err.to_string())
-    }
+pub enum HashError {
+    /// argon2 refused its parameters or its input.
+    #[error("argon2 failed")]
+    Argon2(#[from] argon2::Error),
+    /// The PHC string could not be built or read.
+    #[error("password hash encoding failed")]
+    Encoding(#[from] argon2::password_hash::Error),
+    /// A hashing thread could not be started.
+    #[error("a hashing thread could not be started")]
+    Spawn(#[from] std::io::Error),
+    /// The hashing threads are gone (the server is shutting down).
+    #[error("the hashing threads have stopped")]
+    Stopped,
 }
 
 /// A unit of work for a hashing thread.
@@ -144,10 +150,7 @@ impl Worker {
     fn hash(&mut self, password: &[u8]) -> Result<String, HashError> {
         let salt = SaltString::generate(&mut OsRng);
         let mut salt_buffer = [0_u8; 64];
-        let raw_salt = salt
-            .as_salt()
-            .decode_b64(&mut salt_buffer)
-            .map_err(HashError::from_display)?;
+        let raw_salt = salt.as_salt().decode_b64(&mut salt_buffer)?;
         let mut output = vec![
             0_u8;
             self.params
@@ -155,14 +158,13 @@ impl Worker {
                 .unwrap_or(Params::DEFAULT_OUTPUT_LEN)
         ];
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-            .hash_password_into_with_memory(password, raw_salt, &mut output, self.memory())
-            .map_err(HashError::from_display)?;
+            .hash_password_into_with_memory(password, raw_salt, &mut output, self.memory())?;
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
             version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&self.params).map_err(HashError::from_display)?,
+            params: ParamsString::try_from(&self.params)?,
             salt: Some(salt.as_salt()),
-            hash: Some(Output::new(&output).map_err(HashError::from_display)?),
+            hash: Some(Output::new(&output)?),
         };
         Ok(phc.to_string())
     }
@@ -215,8 +217,7 @@ impl PasswordHasher {
             config.argon2_iterations,
             config.argon2_parallelism,
             None,
-        )
-        .map_err(HashError::from_display)?;
+        )?;
         let workers = match config.hash_workers {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
@@ -228,8 +229,7 @@ impl PasswordHasher {
             let params = params.clone();
             std::thread::Builder::new()
                 .name(format!("vestibule-hash-{index}"))
-                .spawn(move || run_worker(&queue, Worker::new(params)))
-                .map_err(HashError::from_display)?;
+                .spawn(move || run_worker(&queue, Worker::new(params)))?;
         }
         let dummy_hash =
             Worker::new(params).hash(SaltString::generate(&mut OsRng).as_str().as_bytes())?;
@@ -282,12 +282,8 @@ impl PasswordHasher {
                 .record(started.elapsed().as_secs_f64());
             let _ = reply.send(outcome);
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| HashError("hashing threads have stopped".into()))?;
-        result
-            .await
-            .map_err(|_| HashError("hashing thread dropped the job".into()))
+        self.jobs.send(job).map_err(|_| HashError::Stopped)?;
+        result.await.map_err(|_| HashError::Stopped)
     }
 }
 

@@ -163,7 +163,7 @@ impl From<crate::ratelimit::RateLimitError> for MatrixError {
                 "Too many requests",
             )
             .with("retry_after_ms", Value::from(retry_after_ms)),
-            crate::ratelimit::RateLimitError::Store(detail) => Self::Internal(detail),
+            crate::ratelimit::RateLimitError::Store(err) => Self::internal(error_chain(&err)),
         }
     }
 }
@@ -322,7 +322,9 @@ impl From<crate::threepids::ThreepidError> for MatrixError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN")
             }
             ThreepidError::UnknownOpenIdToken => (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN"),
-            ThreepidError::Internal(detail) => return Self::Internal(detail),
+            ThreepidError::Store(_) | ThreepidError::CorruptIdentifier(_) => {
+                return Self::internal(error_chain(&err));
+            }
         };
         Self::new(status, errcode, message)
     }

@@ -27,7 +27,7 @@ use crate::{
     accounts::{BindRequest, LegacyAddress, NewAddress},
     app::AppState,
     email::EmailPurpose,
-    http::error::MatrixError,
+    http::error::{MatrixError, error_chain},
     threepids::{EmailTokenRequest, ThreepidError},
     uia::BoundRequest,
 };
@@ -203,8 +203,8 @@ async fn validation_page(
             StatusCode::BAD_REQUEST,
             "This link has expired. Ask your client to send a new email.",
         ),
-        Err(ThreepidError::Internal(detail)) => {
-            tracing::error!(%detail, "validating an email token failed");
+        Err(err @ (ThreepidError::Store(_) | ThreepidError::CorruptIdentifier(_))) => {
+            tracing::error!(error = %error_chain(&err), "validating an email token failed");
             page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong. Please try again later.",

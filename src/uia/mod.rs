@@ -13,7 +13,7 @@ pub mod stages;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use ruma::{CanonicalJsonValue, UserId};
 use serde_json::{Map, Value};
 use sha2::Sha256;
