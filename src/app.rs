@@ -13,7 +13,7 @@ use crate::{
         registration_tokens::RegistrationTokens,
     },
     clock::{Clock, Randomness},
-    config::Config,
+    config::{Config, Seconds},
     email::Mailer,
     identity::IdentityClient,
     ratelimit::RateLimiter,
@@ -62,12 +62,15 @@ pub enum StartupError {
 
 /// Opens the configured store (running its migrations).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
-    store::open(&config.database.url, config.database.max_connections)
-        .await
-        .map_err(|source| StartupError::Database {
-            url: redact_url(&config.database.url),
-            source,
-        })
+    store::open(
+        config.database.url.expose(),
+        config.database.max_connections,
+    )
+    .await
+    .map_err(|source| StartupError::Database {
+        url: config.database.url.to_string(),
+        source,
+    })
 }
 
 /// Builds the state from the configuration, an opened store, and the time and randomness to
@@ -94,11 +97,7 @@ pub fn build_with_events(
 ) -> Result<AppState, StartupError> {
     let hasher = PasswordHasher::new(&config.password)
         .map_err(|err| StartupError::Config(err.to_string()))?;
-    let server_name: ruma::OwnedServerName = config
-        .server_name
-        .as_str()
-        .try_into()
-        .map_err(|_| StartupError::Config("server_name".into()))?;
+    let server_name = config.server_name.clone();
     let settings = AccountSettings {
         server_name: server_name.clone(),
         registration_enabled: config.registration.enabled,
@@ -109,23 +108,17 @@ pub fn build_with_events(
         password_policy: PasswordPolicy::from_config(&config.password),
         access_token_lifetime_ms: match config.tokens.access_token_lifetime_secs {
             0 => None,
-            secs => Some(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
+            secs => Some(Seconds::of(secs).as_millis()),
         },
-        refreshable_access_token_lifetime_ms: i64::try_from(
-            config
-                .tokens
-                .refreshable_access_token_lifetime_secs
-                .saturating_mul(1000),
-        )
-        .unwrap_or(i64::MAX),
+        refreshable_access_token_lifetime_ms: config
+            .tokens
+            .refreshable_access_token_lifetime_secs
+            .as_millis(),
         exclusive_namespaces: RegexSet::new(&config.registration.exclusive_user_namespaces)
             .map_err(|err| {
                 StartupError::Config(format!("registration.exclusive_user_namespaces: {err}"))
             })?,
-        login_token_lifetime_ms: i64::try_from(
-            config.tokens.login_token_lifetime_secs.saturating_mul(1000),
-        )
-        .unwrap_or(i64::MAX),
+        login_token_lifetime_ms: config.tokens.login_token_lifetime_secs.as_millis(),
         profile_rules: ProfileRules {
             displayname_changes: config.profile.displayname_changes,
             avatar_url_changes: config.profile.avatar_url_changes,
@@ -144,8 +137,7 @@ pub fn build_with_events(
         Box::new(Terms::new(config.registration.terms.clone())),
         Box::new(Recaptcha::new(config.registration.recaptcha.clone())),
     ];
-    let session_lifetime_ms =
-        i64::try_from(config.uia.session_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let session_lifetime_ms = config.uia.session_lifetime_secs.as_millis();
     let uia = Uia::new(
         store.clone(),
         clock.clone(),
@@ -184,31 +176,17 @@ fn build_threepids(
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Randomness>,
 ) -> Result<Threepids, StartupError> {
-    let mailer = Mailer::from_config(&config.email, &config.server_name)
+    let mailer = Mailer::from_config(&config.email, config.server_name.as_str())
         .map_err(|err| StartupError::Config(err.to_string()))?;
     let identity = IdentityClient::from_config(&config.identity)
         .map_err(|err| StartupError::Config(err.to_string()))?;
-    let public_baseurl = url::Url::parse(&config.public_baseurl)
-        .map_err(|err| StartupError::Config(format!("public_baseurl: {err}")))?;
     let settings = ThreepidSettings {
-        public_baseurl,
-        token_lifetime_ms: i64::try_from(config.email.token_lifetime_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX),
+        public_baseurl: config.public_baseurl.clone(),
+        token_lifetime_ms: config.email.token_lifetime_secs.as_millis(),
         allowed_domains: config.email.allowed_domains.clone(),
         hide_address_existence: config.email.hide_address_existence,
     };
     Ok(Threepids::new(
         store, clock, rng, mailer, identity, settings,
     ))
-}
-
-/// The URL with any password replaced, fit for error messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }

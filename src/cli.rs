@@ -175,7 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check) => {
             print!(
                 "{}",
-                toml::to_string_pretty(&config.redacted()).context("rendering configuration")?
+                toml::to_string_pretty(&config).context("rendering configuration")?
             );
             Ok(())
         }

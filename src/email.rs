@@ -14,7 +14,8 @@ use lettre::{
     transport::smtp::authentication::Credentials,
 };
 use minijinja::{Environment, context};
-use serde::{Deserialize, Serialize};
+
+use crate::config::{EmailConfig, SmtpTls};
 
 /// The built-in templates, replaced file by file by those in `email.template_dir`.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -46,70 +47,6 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wait before the first retry; doubled for each further one.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
-
-/// How the connection to the SMTP server is secured.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain SMTP (only for a relay on the same host or a trusted network).
-    None,
-    /// Plain connection upgraded with STARTTLS, which is required.
-    Starttls,
-    /// TLS from the first byte (SMTPS, usually port 465).
-    Tls,
-}
-
-/// Email settings. With an empty `smtp_host` no email is sent, and the email features are
-/// refused with a clear error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct EmailConfig {
-    /// SMTP server host name; empty = no email.
-    pub smtp_host: String,
-    /// SMTP server port.
-    pub smtp_port: u16,
-    /// `none`, `starttls` or `tls`.
-    pub tls: SmtpTls,
-    /// SMTP user name; empty = no authentication.
-    pub username: String,
-    /// SMTP password.
-    pub password: String,
-    /// The sender, e.g. `Vestibule <noreply@example.org>`.
-    pub from: String,
-    /// A directory whose `verification_subject.txt`, `verification.txt`, `verification.html`,
-    /// `in_use_subject.txt`, `in_use.txt` and `in_use.html` (minijinja templates) replace the
-    /// built-in ones; empty = built-in.
-    pub template_dir: String,
-    /// SMTP attempts per email before the send is reported as failed.
-    pub send_attempts: u32,
-    /// How long a verification token can be used, in seconds.
-    pub token_lifetime_secs: u64,
-    /// Email domains addresses may belong to; empty = any.
-    pub allowed_domains: Vec<String>,
-    /// Answer verification requests for addresses that are taken (registration, adding) or
-    /// unknown (password reset) as if they were fine, so the answer does not reveal which
-    /// addresses have accounts: the owner of a taken address is told by email instead (what the
-    /// spec recommends), an unknown one gets nothing.
-    pub hide_address_existence: bool,
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        Self {
-            smtp_host: String::new(),
-            smtp_port: 587,
-            tls: SmtpTls::Starttls,
-            username: String::new(),
-            password: String::new(),
-            from: "Vestibule <noreply@localhost>".into(),
-            template_dir: String::new(),
-            send_attempts: 3,
-            token_lifetime_secs: 24 * 3600,
-            allowed_domains: Vec::new(),
-            hide_address_existence: false,
-        }
-    }
-}
 
 /// Why the mailer could not be built or an email not sent.
 #[derive(Debug, thiserror::Error)]
@@ -200,13 +137,10 @@ impl Mailer {
         if !config.username.is_empty() {
             builder = builder.credentials(Credentials::new(
                 config.username.clone(),
-                config.password.clone(),
+                config.password.expose().to_owned(),
             ));
         }
-        let from = config
-            .from
-            .parse()
-            .map_err(|err| EmailError::Config(format!("email.from: {err}")))?;
+        let from = config.from.clone();
         Ok(Some(Self {
             transport: builder.build(),
             from,

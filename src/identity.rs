@@ -1,43 +1,9 @@
 //! The identity-server client (Identity Service API): checks sessions an identity server
 //! validated, binds and unbinds addresses. Only servers the configuration trusts are contacted.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// Identity-server settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct IdentityConfig {
-    /// Identity servers clients may name in `id_server`. An entry is a server name
-    /// (`vector.im`, `id.example.org:8090`), reached over HTTPS, or a URL
-    /// (`http://127.0.0.1:8090`) whose host and port are the server name.
-    pub trusted_servers: Vec<String>,
-    /// How long a request to an identity server may take, in seconds.
-    pub timeout_secs: u64,
-}
-
-impl Default for IdentityConfig {
-    fn default() -> Self {
-        Self {
-            trusted_servers: Vec::new(),
-            timeout_secs: 10,
-        }
-    }
-}
-
-/// A trusted identity server: the name clients use and where it is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TrustedServer {
-    name: String,
-    base_url: url::Url,
-}
-
-/// Why a trusted-server entry is unusable.
-#[derive(Debug, thiserror::Error)]
-#[error("identity.trusted_servers: {0:?} is neither a server name nor an http(s) URL")]
-pub struct InvalidTrustedServer(String);
+use crate::config::{IdentityConfig, TrustedServer};
 
 /// What went wrong talking to an identity server.
 #[derive(Debug, thiserror::Error)]
@@ -89,17 +55,14 @@ pub struct IdentityClient {
 
 impl IdentityClient {
     /// A client for the configured trusted servers.
-    pub fn from_config(config: &IdentityConfig) -> Result<Self, InvalidTrustedServer> {
-        let trusted = config
-            .trusted_servers
-            .iter()
-            .map(|entry| parse_trusted(entry).ok_or_else(|| InvalidTrustedServer(entry.clone())))
-            .collect::<Result<_, _>>()?;
+    pub fn from_config(config: &IdentityConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs.max(1)))
-            .build()
-            .map_err(|err| InvalidTrustedServer(err.to_string()))?;
-        Ok(Self { http, trusted })
+            .timeout(config.timeout_secs.as_duration())
+            .build()?;
+        Ok(Self {
+            http,
+            trusted: config.trusted_servers.clone(),
+        })
     }
 
     fn server(&self, id_server: &str) -> Result<&TrustedServer, IdentityError> {
@@ -212,21 +175,6 @@ impl IdentityClient {
     }
 }
 
-/// A trusted-server entry: a URL, or a server name reached over HTTPS.
-fn parse_trusted(entry: &str) -> Option<TrustedServer> {
-    let base_url = if entry.starts_with("http://") || entry.starts_with("https://") {
-        url::Url::parse(entry).ok()?
-    } else {
-        url::Url::parse(&format!("https://{entry}")).ok()?
-    };
-    let host = base_url.host_str()?;
-    let name = match base_url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    };
-    Some(TrustedServer { name, base_url })
-}
-
 fn join(base: &url::Url, path: &str) -> url::Url {
     let mut url = base.clone();
     url.set_path(&format!("/{path}"));
@@ -261,18 +209,19 @@ mod tests {
 
     #[test]
     fn trusted_entries_are_names_or_urls() {
-        let server = parse_trusted("vector.im").unwrap();
+        let trusted = |entry: &str| TrustedServer::try_from(entry.to_owned());
+        let server = trusted("vector.im").unwrap();
         assert_eq!(server.name, "vector.im");
         assert_eq!(server.base_url.as_str(), "https://vector.im/");
-        let server = parse_trusted("http://127.0.0.1:8090").unwrap();
+        let server = trusted("http://127.0.0.1:8090").unwrap();
         assert_eq!(server.name, "127.0.0.1:8090");
         assert_eq!(
             join(&server.base_url, "_matrix/identity/v2/3pid/bind").as_str(),
             "http://127.0.0.1:8090/_matrix/identity/v2/3pid/bind"
         );
-        assert!(parse_trusted("not a host").is_none());
+        assert!(trusted("not a host").is_err());
         let config = IdentityConfig {
-            trusted_servers: vec!["id.example.org:8443".into()],
+            trusted_servers: vec![trusted("id.example.org:8443").unwrap()],
             ..IdentityConfig::default()
         };
         let client = IdentityClient::from_config(&config).unwrap();

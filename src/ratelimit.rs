@@ -3,109 +3,11 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::{
     clock::Clock,
+    config::{Quota, RateLimitConfig},
     store::{Store, StoreError},
 };
-
-/// One limit: a steady rate and the burst allowed on top of it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Quota {
-    /// Requests per second allowed on average.
-    pub per_second: f64,
-    /// Requests allowed at once after a quiet period.
-    pub burst: u32,
-}
-
-impl Quota {
-    /// Synapse's defaults for its `rc_login` and `rc_registration` limits.
-    const STRICT: Self = Self {
-        per_second: 0.17,
-        burst: 3,
-    };
-
-    fn interval_ms(self) -> i64 {
-        // Validated positive; rounding to whole milliseconds is precise enough for limits.
-        #[allow(clippy::cast_possible_truncation)]
-        let interval = (1000.0 / self.per_second).round() as i64;
-        interval.max(1)
-    }
-}
-
-/// The configured limits.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// Whether requests are limited at all.
-    pub enabled: bool,
-    /// Login attempts per client IP.
-    pub login_per_ip: Quota,
-    /// Login attempts per account.
-    pub login_per_account: Quota,
-    /// Failed login attempts per account; once used up, logins to the account are refused
-    /// before the password is checked.
-    pub failed_login_per_account: Quota,
-    /// Registration requests per client IP.
-    pub register_per_ip: Quota,
-    /// Token refreshes per client IP.
-    pub refresh_per_ip: Quota,
-    /// Password attempts in User-Interactive Authentication, per account.
-    pub uia_password_per_account: Quota,
-    /// Login tokens generated (`POST /login/get_token`), per account; the spec encourages
-    /// about one a minute.
-    pub login_token_per_account: Quota,
-    /// Verification email requests (`requestToken`) per client IP.
-    pub email_per_ip: Quota,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            login_per_ip: Quota::STRICT,
-            login_per_account: Quota::STRICT,
-            failed_login_per_account: Quota::STRICT,
-            register_per_ip: Quota::STRICT,
-            refresh_per_ip: Quota {
-                per_second: 1.0,
-                burst: 10,
-            },
-            uia_password_per_account: Quota::STRICT,
-            login_token_per_account: Quota {
-                per_second: 0.017,
-                burst: 1,
-            },
-            email_per_ip: Quota {
-                per_second: 0.017,
-                burst: 5,
-            },
-        }
-    }
-}
-
-impl RateLimitConfig {
-    /// The first quota that is not a positive rate with a burst of at least one, by name.
-    pub fn invalid_quota(&self) -> Option<&'static str> {
-        [
-            ("login_per_ip", self.login_per_ip),
-            ("login_per_account", self.login_per_account),
-            ("failed_login_per_account", self.failed_login_per_account),
-            ("register_per_ip", self.register_per_ip),
-            ("refresh_per_ip", self.refresh_per_ip),
-            ("uia_password_per_account", self.uia_password_per_account),
-            ("login_token_per_account", self.login_token_per_account),
-            ("email_per_ip", self.email_per_ip),
-        ]
-        .into_iter()
-        .find(|(_, quota)| {
-            !(quota.per_second.is_finite() && quota.per_second > 0.0 && quota.burst >= 1)
-        })
-        .map(|(name, _)| name)
-    }
-}
 
 /// What is being limited; each has its own buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

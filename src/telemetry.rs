@@ -5,14 +5,14 @@ use std::{io::IsTerminal, sync::OnceLock};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::config::ObservabilityConfig;
+use crate::config::{LogFormat, ObservabilityConfig};
 
 /// Installs the log subscriber: `RUST_LOG` if set, else the configured filter.
 pub fn init_logging(config: &ObservabilityConfig) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
     let registry = tracing_subscriber::registry().with(filter);
-    let result = if config.log_format == "json" {
+    let result = if config.log_format == LogFormat::Json {
         registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
             .try_init()

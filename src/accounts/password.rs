@@ -39,34 +39,14 @@ pub enum PasswordRejected {
 /// A kind of character a policy may require: whether it is required, its name, and its test.
 type CharacterClass = (bool, &'static str, fn(&char) -> bool);
 
-/// The rules a new password must follow, from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordPolicy {
-    /// Minimum length in characters.
-    pub min_length: usize,
-    /// Require an ASCII digit.
-    pub require_digit: bool,
-    /// Require a lower-case letter.
-    pub require_lowercase: bool,
-    /// Require an upper-case letter.
-    pub require_uppercase: bool,
-    /// Require a character that is neither a letter nor a digit.
-    pub require_symbol: bool,
-    /// Refuse passwords that contain the user's localpart (case-insensitively).
-    pub reject_localpart: bool,
-}
+/// The rules a new password must follow: the `[password]` section of the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordPolicy(PasswordConfig);
 
 impl PasswordPolicy {
     /// The policy configured in `[password]`.
     pub fn from_config(config: &PasswordConfig) -> Self {
-        Self {
-            min_length: config.min_length,
-            require_digit: config.require_digit,
-            require_lowercase: config.require_lowercase,
-            require_uppercase: config.require_uppercase,
-            require_symbol: config.require_symbol,
-            reject_localpart: config.reject_localpart,
-        }
+        Self(config.clone())
     }
 
     /// Checks a new password for the user with `localpart` (when known); the error says which
@@ -75,18 +55,20 @@ impl PasswordPolicy {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(PasswordRejected::TooLong);
         }
-        if password.chars().count() < self.min_length {
-            return Err(PasswordRejected::TooShort(self.min_length));
+        let rules = &self.0;
+        let min_length = rules.min_length.get();
+        if password.chars().count() < min_length {
+            return Err(PasswordRejected::TooShort(min_length));
         }
         let classes: [CharacterClass; 4] = [
-            (self.require_digit, "digit", char::is_ascii_digit),
-            (self.require_lowercase, "lower-case letter", |c| {
+            (rules.require_digit, "digit", char::is_ascii_digit),
+            (rules.require_lowercase, "lower-case letter", |c| {
                 c.is_lowercase()
             }),
-            (self.require_uppercase, "upper-case letter", |c| {
+            (rules.require_uppercase, "upper-case letter", |c| {
                 c.is_uppercase()
             }),
-            (self.require_symbol, "symbol", |c| !c.is_alphanumeric()),
+            (rules.require_symbol, "symbol", |c| !c.is_alphanumeric()),
         ];
         if let Some((_, name, _)) = classes
             .iter()
@@ -96,7 +78,7 @@ impl PasswordPolicy {
         }
         let contains_localpart = localpart
             .is_some_and(|localpart| password.to_lowercase().contains(&localpart.to_lowercase()));
-        if self.reject_localpart && contains_localpart {
+        if rules.reject_localpart && contains_localpart {
             return Err(PasswordRejected::ContainsUsername);
         }
         Ok(())
@@ -421,13 +403,13 @@ mod tests {
 
     #[test]
     fn character_classes() {
-        let strict = PasswordPolicy {
+        let strict = PasswordPolicy::from_config(&PasswordConfig {
             require_digit: true,
             require_lowercase: true,
             require_uppercase: true,
             require_symbol: true,
-            ..PasswordPolicy::from_config(&PasswordConfig::default())
-        };
+            ..PasswordConfig::default()
+        });
         assert_eq!(
             strict.check("abcdefgh", None),
             Err(PasswordRejected::Missing("digit"))

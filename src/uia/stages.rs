@@ -381,9 +381,9 @@ impl Stage for Recaptcha {
         };
         let verdict = self
             .http
-            .post(&self.config.verify_url)
+            .post(self.config.verify_url.clone())
             .form(&[
-                ("secret", self.config.private_key.as_str()),
+                ("secret", self.config.private_key.expose()),
                 ("response", response),
             ])
             .send()

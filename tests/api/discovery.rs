@@ -19,9 +19,10 @@ async fn versions_lists_served_spec_versions() {
 
 #[tokio::test]
 async fn well_known_points_at_public_baseurl() {
-    let server =
-        TestServer::with(|config| config.public_baseurl = "https://matrix.example.org/".into())
-            .await;
+    let server = TestServer::with(|config| {
+        config.public_baseurl = "https://matrix.example.org/".parse().expect("URL")
+    })
+    .await;
     let (status, body) = server.get("/.well-known/matrix/client", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

@@ -4,7 +4,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vestibule::{accounts::events::AccountEvent, config::Config, email::SmtpTls};
+use vestibule::{
+    accounts::events::AccountEvent,
+    config::{Config, SmtpTls},
+};
 
 use crate::{
     peers::{MailSink, ReceivedEmail},

@@ -13,7 +13,10 @@ use crate::{
 /// A server (named by its own address, so sydent can reach it) that trusts `sydent`.
 pub async fn server_trusting(sydent: &Sydent) -> TestServer {
     let url = sydent.url();
-    TestServer::named_by_address(move |config| config.identity.trusted_servers = vec![url]).await
+    TestServer::named_by_address(move |config| {
+        config.identity.trusted_servers = vec![url.try_into().expect("trusted server")]
+    })
+    .await
 }
 
 #[tokio::test]
@@ -31,7 +34,10 @@ async fn bind_and_unbind_with_an_identity_access_token_from_openid() {
     let (status, openid) = server.post(&path, token, &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{openid}");
     assert_eq!(openid["token_type"], "Bearer");
-    assert_eq!(openid["matrix_server_name"], server.config.server_name);
+    assert_eq!(
+        openid["matrix_server_name"],
+        server.config.server_name.as_str()
+    );
     let mut identity = SydentClient::new(&sydent, &sink);
     let registered = identity
         .post("/_matrix/identity/v2/account/register", &openid)

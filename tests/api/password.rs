@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vestibule::ratelimit::Quota;
+use vestibule::config::Quota;
 
 use crate::support::{TestServer, assert_error};
 

@@ -33,7 +33,7 @@ async fn register_login_logout_on_postgres() {
     let mut url = url::Url::parse(&admin).expect("url");
     url.set_path(&name);
     {
-        let server = TestServer::with(|config| config.database.url = url.to_string()).await;
+        let server = TestServer::with(|config| config.database.url = url.as_str().into()).await;
         let registered = server.register("pat", "password123").await;
         let login = server.login("pat", "password123").await;
         let (status, whoami) = server
@@ -98,7 +98,7 @@ async fn account_lifecycle_across_two_instances_on_postgres() {
     {
         let instance = |url: String| {
             TestServer::with(move |config| {
-                config.database.url = url;
+                config.database.url = url.as_str().into();
                 config.registration.flows = vec![vec!["m.login.registration_token".into()]];
             })
         };

@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vestibule::ratelimit::Quota;
+use vestibule::config::Quota;
 
 use crate::support::{TestServer, assert_error};
 
@@ -15,7 +15,7 @@ const GENEROUS: Quota = Quota {
 };
 
 async fn limited_server(
-    adjust: impl FnOnce(&mut vestibule::ratelimit::RateLimitConfig),
+    adjust: impl FnOnce(&mut vestibule::config::RateLimitConfig),
 ) -> TestServer {
     TestServer::with(|config| {
         let limits = &mut config.rate_limits;

@@ -41,7 +41,9 @@ pub struct TestServer {
 /// database in `dir`.
 pub fn test_config(dir: &TempDir) -> Config {
     let mut config = Config::default();
-    config.database.url = format!("sqlite:{}", dir.path().join("vestibule.db").display());
+    config.database.url = format!("sqlite:{}", dir.path().join("vestibule.db").display())
+        .as_str()
+        .into();
     config.password.argon2_memory_kib = 256;
     config.password.argon2_iterations = 1;
     // Tests make many requests from one address; the rate-limit tests turn limits back on.
@@ -70,8 +72,8 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let mut config = test_config(&dir);
-        config.server_name = address.to_string();
-        config.public_baseurl = format!("http://{address}/");
+        config.server_name = address.to_string().try_into().expect("server name");
+        config.public_baseurl = format!("http://{address}/").parse().expect("URL");
         adjust(&mut config);
         Self::start(
             config,
@@ -151,7 +153,7 @@ impl TestServer {
 
     /// The database URL of this server (for CLI tests).
     pub fn database_url(&self) -> &str {
-        &self.config.database.url
+        self.config.database.url.expose()
     }
 
     /// Sends a request and returns status and JSON body (`Value::Null` for a non-JSON body). A

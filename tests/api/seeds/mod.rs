@@ -16,7 +16,7 @@ mod seed_003_v1_multi_stage;
 mod seed_004_account_3pid;
 
 use serde_json::{Value, json};
-use vestibule::{config::Config, email::SmtpTls};
+use vestibule::config::{Config, SmtpTls};
 
 use crate::peers::{CaptchaVerifier, MailSink};
 
@@ -38,7 +38,7 @@ pub fn use_mail(config: &mut Config, sink: &MailSink) {
 pub fn use_captcha(config: &mut Config, verifier: &CaptchaVerifier) {
     config.registration.recaptcha.public_key = "captcha-site-key".into();
     config.registration.recaptcha.private_key = CaptchaVerifier::SECRET.into();
-    config.registration.recaptcha.verify_url = verifier.url.clone();
+    config.registration.recaptcha.verify_url = verifier.url.parse().expect("verifier URL");
 }
 
 /// The `threepidCreds` of a v1 `m.login.email.identity` submission.

@@ -120,10 +120,10 @@ async fn email_identity_then_password_binds_the_address_at_the_identity_server()
     let url = sydent.url();
     let port = sink.port();
     let server = TestServer::named_by_address(move |config| {
-        config.identity.trusted_servers = vec![url];
+        config.identity.trusted_servers = vec![url.try_into().expect("trusted server")];
         config.email.smtp_host = "127.0.0.1".into();
         config.email.smtp_port = port;
-        config.email.tls = vestibule::email::SmtpTls::None;
+        config.email.tls = vestibule::config::SmtpTls::None;
         config.registration.flows = vec![vec!["m.login.email.identity".into()]];
     })
     .await;

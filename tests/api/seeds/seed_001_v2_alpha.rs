@@ -111,10 +111,10 @@ async fn email_server(sydent: &Sydent, sink: &MailSink) -> TestServer {
     let url = sydent.url();
     let port = sink.port();
     TestServer::named_by_address(move |config| {
-        config.identity.trusted_servers = vec![url];
+        config.identity.trusted_servers = vec![url.try_into().expect("trusted server")];
         config.email.smtp_host = "127.0.0.1".into();
         config.email.smtp_port = port;
-        config.email.tls = vestibule::email::SmtpTls::None;
+        config.email.tls = vestibule::config::SmtpTls::None;
         config.registration.flows = vec![
             vec!["m.login.email.identity".into()],
             vec!["m.login.dummy".into()],

@@ -142,7 +142,7 @@ async fn addresses_outside_the_allowed_domains_are_denied() {
     let sydent = Sydent::start(&sink);
     let url = sydent.url();
     let server = crate::support::TestServer::named_by_address(move |config| {
-        config.identity.trusted_servers = vec![url];
+        config.identity.trusted_servers = vec![url.try_into().expect("trusted server")];
         config.email.allowed_domains = vec!["example.org".into()];
     })
     .await;
