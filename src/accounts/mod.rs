@@ -21,8 +21,8 @@ use crate::{
     clock::{Clock, Randomness},
     ratelimit::{Limit, RateLimitError, RateLimiter},
     store::{
-        DeviceRecord, GuestUpgrade, NewAccount, NewLogin, RefreshOutcome, RegistrationExtras,
-        Store, StoreError, THREEPID_IN_USE, TokenRotation,
+        Conflict, DeviceRecord, GuestUpgrade, NewAccount, NewLogin, RefreshOutcome,
+        RegistrationExtras, Store, StoreError, TokenRotation,
     },
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejected};
@@ -339,10 +339,8 @@ impl Accounts {
                 metrics::counter!("vestibule_registrations_total").increment(1);
                 Ok(issued)
             }
-            Err(StoreError::Conflict(reason)) if reason == THREEPID_IN_USE => {
-                Err(AccountError::ThreepidInUse)
-            }
-            Err(StoreError::Conflict(_)) => Err(AccountError::UserInUse),
+            Err(StoreError::Conflict(Conflict::ThreepidInUse)) => Err(AccountError::ThreepidInUse),
+            Err(StoreError::Conflict(Conflict::UserIdTaken)) => Err(AccountError::UserInUse),
             Err(err) => Err(err.into()),
         }
     }
@@ -720,7 +718,7 @@ impl Accounts {
             login,
         };
         let upgraded = match self.store.upgrade_guest(upgrade).await {
-            Err(StoreError::Conflict(reason)) if reason == THREEPID_IN_USE => {
+            Err(StoreError::Conflict(Conflict::ThreepidInUse)) => {
                 return Err(AccountError::ThreepidInUse);
             }
             other => other?,

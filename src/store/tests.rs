@@ -1,4 +1,4 @@
-//! Conformance suite: every test runs against both [`SqliteStore`] and [`PgStore`].
+//! Conformance suite: every test runs against [`SqlStore`] on both SQLite and PostgreSQL.
 //!
 //! SQLite tests use a fresh file in a temporary directory. PostgreSQL tests create a fresh
 //! database on the server at `VESTIBULE_TEST_POSTGRES_URL` (default
@@ -12,9 +12,8 @@ use std::sync::Arc;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, RefreshOutcome, RegistrationExtras,
-    SqliteStore, Store, StoreError, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord,
-    UserRecord,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, RefreshOutcome, RegistrationExtras, SqlStore,
+    Store, StoreError, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord, UserRecord,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -33,7 +32,7 @@ where
 {
     let dir = tempfile::tempdir().expect("create temporary directory");
     let path = dir.path().join("data").join("vestibule.db");
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), POOL_SIZE)
+    let store = SqlStore::connect(&format!("sqlite://{}", path.display()), POOL_SIZE)
         .await
         .expect("open SQLite store");
     test(Arc::new(store)).await;
@@ -60,10 +59,10 @@ where
     url.set_path(&name);
     // The test runs in its own task so that a panic comes back here as a value and the
     // database is dropped before the panic resumes.
-    let outcome = match PgStore::connect(url.as_str(), POOL_SIZE).await {
+    let outcome = match SqlStore::connect(url.as_str(), POOL_SIZE).await {
         Ok(store) => {
             let result = tokio::spawn(test(Arc::new(store.clone()))).await;
-            store.pool().close().await;
+            store.pool.close().await;
             result.map_err(|error| error.into_panic())
         }
         Err(error) => Err(Box::new(format!("open PostgreSQL store: {error}")) as _),
@@ -1112,9 +1111,7 @@ async fn sqlite_accepts_every_url_form() {
         format!("sqlite://{root}/slashes.db"),
         format!("{root}/bare/nested/path.db"),
     ] {
-        let store = SqliteStore::connect(&url, 1)
-            .await
-            .expect("open SQLite store");
+        let store = SqlStore::connect(&url, 1).await.expect("open SQLite store");
         store
             .create_account(account("alice", None))
             .await
@@ -1125,7 +1122,7 @@ async fn sqlite_accepts_every_url_form() {
     }
 
     // Reopening an existing database keeps its data and does not rerun migrations.
-    let store = SqliteStore::connect(&format!("sqlite:{root}/colon.db"), 1)
+    let store = SqlStore::connect(&format!("sqlite:{root}/colon.db"), 1)
         .await
         .expect("reopen SQLite store");
     assert!(
