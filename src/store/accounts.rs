@@ -50,7 +50,7 @@ impl StoreTx {
     /// [`Conflict::UserIdTaken`]; an address of the extras owned by another account is
     /// [`Conflict::ThreepidInUse`].
     #[tracing::instrument(skip_all, name = "db.create_account")]
-    pub async fn create_account(&mut self, account: NewAccount) -> Result<(), StoreError> {
+    pub(crate) async fn create_account(&mut self, account: NewAccount) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO users (user_id, localpart, password_hash, is_guest, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -71,21 +71,24 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Looks an account up by full user ID.
-    pub async fn find_user(&mut self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+    /// Looks an account up by full user ID, as this unit of work sees it (for a use case that
+    /// decides on the account's state before writing).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "no use case reads inside its unit of work yet")
+    )]
+    pub(crate) async fn find_user(
+        &mut self,
+        user_id: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
         find_user(self.conn(), user_id).await
-    }
-
-    /// Whether an account (active or deactivated) with this localpart exists.
-    pub async fn localpart_exists(&mut self, localpart: &str) -> Result<bool, StoreError> {
-        localpart_exists(self.conn(), localpart).await
     }
 
     /// Writes what a registration records beside the account row: the initial display name,
     /// the accepted terms, the proven addresses ([`Conflict::ThreepidInUse`] if another account
     /// has one) and the use of the registration token (its reservation becomes a completion).
     #[tracing::instrument(skip_all, name = "db.record_registration_extras")]
-    pub async fn record_registration_extras(
+    pub(crate) async fn record_registration_extras(
         &mut self,
         user_id: &str,
         now_ms: i64,
@@ -137,7 +140,7 @@ impl StoreTx {
 
     /// Replaces the password hash; `false` if there is no such user.
     #[tracing::instrument(skip_all, name = "db.set_password_hash")]
-    pub async fn set_password_hash(
+    pub(crate) async fn set_password_hash(
         &mut self,
         user_id: &str,
         password_hash: &str,
@@ -154,7 +157,7 @@ impl StoreTx {
     /// with `erase`, its profile); the password hash is kept so a correct password can be told
     /// it belongs to a deactivated account. `false` if there is no such active user.
     #[tracing::instrument(skip_all, name = "db.deactivate_user")]
-    pub async fn deactivate_user(
+    pub(crate) async fn deactivate_user(
         &mut self,
         user_id: &str,
         now_ms: i64,
@@ -182,7 +185,10 @@ impl StoreTx {
     /// registration extras and, if given, opens the session; `false` if the user is not an
     /// active guest (for example, a concurrent upgrade won).
     #[tracing::instrument(skip_all, name = "db.upgrade_guest")]
-    pub async fn upgrade_guest(&mut self, upgrade: GuestUpgrade) -> Result<bool, StoreError> {
+    pub(crate) async fn upgrade_guest(
+        &mut self,
+        upgrade: GuestUpgrade,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE users SET is_guest = FALSE, password_hash = $2 \
              WHERE user_id = $1 AND is_guest AND deactivated_at_ms IS NULL",
@@ -205,7 +211,7 @@ impl StoreTx {
     /// Applies (from `now_ms`, keeping an earlier start) or lifts an operator's restriction;
     /// `false` if there is no such user.
     #[tracing::instrument(skip_all, name = "db.set_restriction")]
-    pub async fn set_restriction(
+    pub(crate) async fn set_restriction(
         &mut self,
         user_id: &str,
         restriction: Restriction,
@@ -229,7 +235,11 @@ impl StoreTx {
 
     /// Grants or revokes the server-administrator role; `false` if there is no such user.
     #[tracing::instrument(skip_all, name = "db.set_admin")]
-    pub async fn set_admin(&mut self, user_id: &str, admin: bool) -> Result<bool, StoreError> {
+    pub(crate) async fn set_admin(
+        &mut self,
+        user_id: &str,
+        admin: bool,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query("UPDATE users SET is_admin = $2 WHERE user_id = $1")
             .bind(user_id)
             .bind(admin)

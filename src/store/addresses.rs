@@ -52,27 +52,10 @@ pub(super) async fn bindings(
 }
 
 impl StoreTx {
-    /// The identifiers attached to a user, ordered by medium and address.
-    pub async fn user_threepids(
-        &mut self,
-        user_id: &str,
-    ) -> Result<Vec<ThreepidRecord>, StoreError> {
-        user_threepids(self.conn(), user_id).await
-    }
-
-    /// The user an identifier is attached to.
-    pub async fn threepid_owner(
-        &mut self,
-        medium: &str,
-        address: &str,
-    ) -> Result<Option<String>, StoreError> {
-        threepid_owner(self.conn(), medium, address).await
-    }
-
     /// Attaches an identifier to a user (again attaching it to the same user refreshes its
     /// validation time); owned by another user, it is [`Conflict::ThreepidInUse`].
     #[tracing::instrument(skip_all, name = "db.add_threepid")]
-    pub async fn add_threepid(
+    pub(crate) async fn add_threepid(
         &mut self,
         user_id: &str,
         threepid: NewThreepid,
@@ -100,7 +83,7 @@ impl StoreTx {
 
     /// Detaches an identifier from a user; `false` if the user did not have it.
     #[tracing::instrument(skip_all, name = "db.remove_threepid")]
-    pub async fn remove_threepid(
+    pub(crate) async fn remove_threepid(
         &mut self,
         user_id: &str,
         medium: &str,
@@ -117,14 +100,9 @@ impl StoreTx {
         Ok(result.rows_affected() > 0)
     }
 
-    /// The user's bindings at identity servers.
-    pub async fn bindings(&mut self, user_id: &str) -> Result<Vec<BindingRecord>, StoreError> {
-        bindings(self.conn(), user_id).await
-    }
-
     /// Records a binding made at an identity server (replacing one for the same server).
     #[tracing::instrument(skip_all, name = "db.add_binding")]
-    pub async fn add_binding(
+    pub(crate) async fn add_binding(
         &mut self,
         user_id: &str,
         binding: BindingRecord,
@@ -151,7 +129,7 @@ impl StoreTx {
 
     /// Forgets a binding; `false` if there was none.
     #[tracing::instrument(skip_all, name = "db.remove_binding")]
-    pub async fn remove_binding(
+    pub(crate) async fn remove_binding(
         &mut self,
         user_id: &str,
         medium: &str,

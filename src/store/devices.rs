@@ -25,15 +25,9 @@ pub(super) async fn list_devices(
 }
 
 impl StoreTx {
-    /// All devices of a user, ordered by device ID.
-    pub async fn list_devices(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, StoreError> {
-        let dialect = self.dialect;
-        list_devices(self.conn(), dialect, user_id).await
-    }
-
     /// Deletes a device and every token issued to it; `false` if it did not exist.
     #[tracing::instrument(skip_all, name = "db.delete_device")]
-    pub async fn delete_device(
+    pub(crate) async fn delete_device(
         &mut self,
         user_id: &str,
         device_id: &str,
@@ -51,7 +45,7 @@ impl StoreTx {
     /// a use case that ends every session deletes them too
     /// ([`StoreTx::delete_login_tokens_of`], [`StoreTx::delete_openid_tokens_of`]).
     #[tracing::instrument(skip_all, name = "db.delete_all_devices")]
-    pub async fn delete_all_devices(
+    pub(crate) async fn delete_all_devices(
         &mut self,
         user_id: &str,
         keep_device_id: Option<&str>,
@@ -70,7 +64,7 @@ impl StoreTx {
 
     /// Sets (or with `None` clears) a device's display name; `false` if there is no such device.
     #[tracing::instrument(skip_all, name = "db.rename_device")]
-    pub async fn rename_device(
+    pub(crate) async fn rename_device(
         &mut self,
         user_id: &str,
         device_id: &str,
@@ -90,7 +84,7 @@ impl StoreTx {
     /// Records when and from where a device was last seen; a time older than the stored one is
     /// ignored, and a device that no longer exists is skipped.
     #[tracing::instrument(skip_all, name = "db.record_last_seen")]
-    pub async fn record_last_seen(&mut self, seen: &LastSeen) -> Result<(), StoreError> {
+    pub(crate) async fn record_last_seen(&mut self, seen: &LastSeen) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE devices SET last_seen_ts = $3, last_seen_ip = COALESCE($4, last_seen_ip) \
              WHERE user_id = $1 AND device_id = $2 \

@@ -172,7 +172,9 @@ pub trait LifecycleStore: Send + Sync {
         max_profile_bytes: usize,
     ) -> Result<ProfileWrite, StoreError>;
 
-    /// The policy versions the user accepted, ordered by policy and version.
+    /// The policy versions the user accepted, ordered by policy and version. (Only tests read
+    /// them back; the server records them with the account.)
+    #[cfg(test)]
     async fn accepted_terms(&self, user_id: &str) -> Result<Vec<AcceptedTerms>, StoreError>;
 
     /// Applies (from `now_ms`, keeping an earlier start) or lifts an operator's restriction;

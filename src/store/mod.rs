@@ -435,7 +435,7 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
 /// needed, and applies the embedded migrations.
 /// A `max_connections` of 0 picks the backend's default pool size (4 for SQLite, 16 for
 /// PostgreSQL).
-pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+pub(crate) async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
     let max_connections = match max_connections {
         0 => Dialect::of_url(url).default_pool_size(),
         n => n,

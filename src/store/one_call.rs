@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{
-    AcceptedTerms, BindingRecord, DeviceRecord, GuestUpgrade, LastSeen, LifecycleStore, NewAccount,
-    NewLogin, NewLoginToken, NewThreepid, NewValidationSession, ProfileWrite, RefreshOutcome,
+    BindingRecord, DeviceRecord, GuestUpgrade, LastSeen, LifecycleStore, NewAccount, NewLogin,
+    NewLoginToken, NewThreepid, NewValidationSession, ProfileWrite, RefreshOutcome,
     RegistrationTokenRecord, Restriction, SqlStore, Store, StoreError, StoreTx, ThreepidRecord,
     ThreepidStore, TokenCheck, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord,
     UserRecord, ValidationSessionRecord, ValidationStart, accounts, addresses, devices, openid,
@@ -324,7 +324,8 @@ impl LifecycleStore for SqlStore {
         Ok(written)
     }
 
-    async fn accepted_terms(&self, user_id: &str) -> Result<Vec<AcceptedTerms>, StoreError> {
+    #[cfg(test)]
+    async fn accepted_terms(&self, user_id: &str) -> Result<Vec<super::AcceptedTerms>, StoreError> {
         let mut conn = self.read().await?;
         profiles::accepted_terms(&mut conn, user_id).await
     }

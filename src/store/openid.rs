@@ -24,7 +24,7 @@ pub(super) async fn find_openid_token(
 impl StoreTx {
     /// Stores an OpenID token.
     #[tracing::instrument(skip_all, name = "db.insert_openid_token")]
-    pub async fn insert_openid_token(
+    pub(crate) async fn insert_openid_token(
         &mut self,
         token_hash: &str,
         user_id: &str,
@@ -43,8 +43,18 @@ impl StoreTx {
 
     /// Deletes every OpenID token of a user (for example when all its sessions end); returns
     /// how many.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "for a use case that ends every session, e.g. change_password"
+        )
+    )]
     #[tracing::instrument(skip_all, name = "db.delete_openid_tokens_of")]
-    pub async fn delete_openid_tokens_of(&mut self, user_id: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_openid_tokens_of(
+        &mut self,
+        user_id: &str,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM openid_tokens WHERE user_id = $1")
             .bind(user_id)
             .execute(self.conn())
@@ -54,7 +64,10 @@ impl StoreTx {
 
     /// Deletes OpenID tokens that expired at or before `now_ms`; returns how many.
     #[tracing::instrument(skip_all, name = "db.delete_expired_openid_tokens")]
-    pub async fn delete_expired_openid_tokens(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired_openid_tokens(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM openid_tokens WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(self.conn())

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 
 use super::dialect::DbBool;
-use super::{AcceptedTerms, ProfileWrite, StoreError, StoreTx};
+use super::{ProfileWrite, StoreError, StoreTx};
 
 /// A `profile_fields` row, without its user.
 #[derive(sqlx::FromRow)]
@@ -44,11 +44,12 @@ pub(super) async fn profile(
 }
 
 /// The policy versions the user accepted, ordered by policy and version.
+#[cfg(test)]
 #[tracing::instrument(skip_all, name = "db.accepted_terms")]
 pub(super) async fn accepted_terms(
     conn: &mut AnyConnection,
     user_id: &str,
-) -> Result<Vec<AcceptedTerms>, StoreError> {
+) -> Result<Vec<super::AcceptedTerms>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT policy, version FROM accepted_terms WHERE user_id = $1 ORDER BY policy, version",
     )
@@ -58,18 +59,10 @@ pub(super) async fn accepted_terms(
 }
 
 impl StoreTx {
-    /// The profile fields of an active user; `None` if there is no such active user.
-    pub async fn profile(
-        &mut self,
-        user_id: &str,
-    ) -> Result<Option<Map<String, Value>>, StoreError> {
-        profile(self.conn(), user_id).await
-    }
-
     /// Sets (or with `None` deletes) one profile field, refusing when the serialised profile
     /// would exceed `max_profile_bytes`.
     #[tracing::instrument(skip_all, name = "db.set_profile_field")]
-    pub async fn set_profile_field(
+    pub(crate) async fn set_profile_field(
         &mut self,
         user_id: &str,
         field: &str,
@@ -121,7 +114,7 @@ impl StoreTx {
 
     /// Deletes every profile field of a user.
     #[tracing::instrument(skip_all, name = "db.erase_profile")]
-    pub async fn erase_profile(&mut self, user_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn erase_profile(&mut self, user_id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM profile_fields WHERE user_id = $1")
             .bind(user_id)
             .execute(self.conn())

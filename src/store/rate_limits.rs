@@ -29,7 +29,7 @@ impl StoreTx {
     /// `interval_ms`, bursts of `burst`). `None` when allowed, `Some(ms)` when refused, with the
     /// wait until a request would be allowed.
     #[tracing::instrument(skip_all, name = "db.take_rate_limit")]
-    pub async fn take_rate_limit(
+    pub(crate) async fn take_rate_limit(
         &mut self,
         key: &str,
         now_ms: i64,
@@ -62,7 +62,7 @@ impl StoreTx {
 
     /// Deletes buckets that are full again (nothing to remember); returns how many.
     #[tracing::instrument(skip_all, name = "db.delete_idle_rate_limits")]
-    pub async fn delete_idle_rate_limits(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_idle_rate_limits(&mut self, now_ms: i64) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM rate_limits WHERE tat_ms < $1")
             .bind(now_ms)
             .execute(self.conn())

@@ -46,7 +46,7 @@ impl StoreTx {
     /// Stores a new registration token; an existing one with that text is
     /// [`Conflict::RegistrationTokenExists`].
     #[tracing::instrument(skip_all, name = "db.create_registration_token")]
-    pub async fn create_registration_token(
+    pub(crate) async fn create_registration_token(
         &mut self,
         token: RegistrationTokenRecord,
     ) -> Result<(), StoreError> {
@@ -66,18 +66,12 @@ impl StoreTx {
         Ok(())
     }
 
-    /// One registration token, with its pending uses as of `now_ms`.
-    pub async fn find_registration_token(
-        &mut self,
-        token: &str,
-        now_ms: i64,
-    ) -> Result<Option<RegistrationTokenRecord>, StoreError> {
-        find_registration_token(self.conn(), token, now_ms).await
-    }
-
     /// Deletes a registration token (and its reservations); `false` if it did not exist.
     #[tracing::instrument(skip_all, name = "db.delete_registration_token")]
-    pub async fn delete_registration_token(&mut self, token: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_registration_token(
+        &mut self,
+        token: &str,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query("DELETE FROM registration_tokens WHERE token = $1")
             .bind(token)
             .execute(self.conn())
@@ -90,7 +84,7 @@ impl StoreTx {
     /// allowance. Concurrent reservations are serialised, so an allowance of N admits N.
     /// A session that already holds a reservation for the token keeps it (`true`).
     #[tracing::instrument(skip_all, name = "db.reserve_registration_token")]
-    pub async fn reserve_registration_token(
+    pub(crate) async fn reserve_registration_token(
         &mut self,
         token: &str,
         session_hash: &str,
@@ -136,7 +130,7 @@ impl StoreTx {
 
     /// Turns the reservation of a UIA session into a completed use of `token`.
     #[tracing::instrument(skip_all, name = "db.consume_registration_token")]
-    pub async fn consume_registration_token(
+    pub(crate) async fn consume_registration_token(
         &mut self,
         token: &str,
         session_hash: &str,
@@ -150,7 +144,7 @@ impl StoreTx {
 
     /// Gives back the reservation of a UIA session whose registration failed.
     #[tracing::instrument(skip_all, name = "db.release_registration_token")]
-    pub async fn release_registration_token(
+    pub(crate) async fn release_registration_token(
         &mut self,
         session_hash: &str,
     ) -> Result<(), StoreError> {
@@ -163,7 +157,10 @@ impl StoreTx {
 
     /// Deletes reservations that lapsed at or before `now_ms`; returns how many.
     #[tracing::instrument(skip_all, name = "db.delete_lapsed_reservations")]
-    pub async fn delete_lapsed_reservations(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_lapsed_reservations(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let result =
             sqlx::query("DELETE FROM registration_token_reservations WHERE expires_at_ms <= $1")
                 .bind(now_ms)

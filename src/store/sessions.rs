@@ -50,7 +50,11 @@ impl StoreTx {
     /// before, and stores the new access token ([`Conflict::TokenHashInUse`] if its hash, or its
     /// refresh token's, is taken).
     #[tracing::instrument(skip_all, name = "db.start_login")]
-    pub async fn start_login(&mut self, user_id: &str, login: NewLogin) -> Result<(), StoreError> {
+    pub(crate) async fn start_login(
+        &mut self,
+        user_id: &str,
+        login: NewLogin,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO devices \
                  (user_id, device_id, display_name, created_at_ms, last_seen_ts, last_seen_ip) \
@@ -95,7 +99,7 @@ impl StoreTx {
     /// rotation is not yet settled, the one it was rotated from. Of two concurrent refreshes
     /// with one token, exactly one rotates; a locked account's session is left as it is.
     #[tracing::instrument(skip_all, name = "db.rotate_refresh_token")]
-    pub async fn rotate_refresh_token(
+    pub(crate) async fn rotate_refresh_token(
         &mut self,
         presented_refresh_hash: &str,
         rotation: TokenRotation,
@@ -146,7 +150,10 @@ impl StoreTx {
 
     /// Stops accepting the refresh token the session of this access token was rotated from.
     #[tracing::instrument(skip_all, name = "db.settle_refresh")]
-    pub async fn settle_refresh(&mut self, access_token_hash: &str) -> Result<(), StoreError> {
+    pub(crate) async fn settle_refresh(
+        &mut self,
+        access_token_hash: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE access_tokens SET previous_refresh_hash = NULL \
              WHERE token_hash = $1 AND previous_refresh_hash IS NOT NULL",
@@ -159,7 +166,10 @@ impl StoreTx {
 
     /// Stores a single-use login token.
     #[tracing::instrument(skip_all, name = "db.insert_login_token")]
-    pub async fn insert_login_token(&mut self, token: NewLoginToken) -> Result<(), StoreError> {
+    pub(crate) async fn insert_login_token(
+        &mut self,
+        token: NewLoginToken,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO login_tokens (token_hash, user_id, expires_at_ms) VALUES ($1, $2, $3)",
         )
@@ -174,7 +184,7 @@ impl StoreTx {
     /// Deletes the login token and returns its user if it had not expired at `now_ms`: of
     /// two concurrent uses, only one gets the user.
     #[tracing::instrument(skip_all, name = "db.take_login_token")]
-    pub async fn take_login_token(
+    pub(crate) async fn take_login_token(
         &mut self,
         token_hash: &str,
         now_ms: i64,
@@ -192,8 +202,18 @@ impl StoreTx {
 
     /// Deletes every login token of a user (for example when all its sessions end); returns
     /// how many.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "for a use case that ends every session, e.g. change_password"
+        )
+    )]
     #[tracing::instrument(skip_all, name = "db.delete_login_tokens_of")]
-    pub async fn delete_login_tokens_of(&mut self, user_id: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_login_tokens_of(
+        &mut self,
+        user_id: &str,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM login_tokens WHERE user_id = $1")
             .bind(user_id)
             .execute(self.conn())
@@ -203,7 +223,10 @@ impl StoreTx {
 
     /// Deletes login tokens that expired at or before `now_ms`; returns how many.
     #[tracing::instrument(skip_all, name = "db.delete_expired_login_tokens")]
-    pub async fn delete_expired_login_tokens(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired_login_tokens(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM login_tokens WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(self.conn())

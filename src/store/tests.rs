@@ -138,6 +138,7 @@ conformance_suite!(
 
 mod lifecycle;
 mod threepids;
+mod unit_of_work;
 
 const SERVER: &str = "example.org";
 

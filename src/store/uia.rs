@@ -90,7 +90,7 @@ impl StoreTx {
     /// Stores a new UIA session (its `completed` list and `values` are ignored: a new session
     /// has none); an existing one with that hash is [`Conflict::UiaSessionExists`].
     #[tracing::instrument(skip_all, name = "db.insert_uia_session")]
-    pub async fn insert_uia_session(
+    pub(crate) async fn insert_uia_session(
         &mut self,
         session: UiaSessionRecord,
     ) -> Result<(), StoreError> {
@@ -111,21 +111,11 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Looks a UIA session up, with its completed stages and values, as this unit of work sees
-    /// it.
-    pub async fn find_uia_session(
-        &mut self,
-        session_hash: &str,
-    ) -> Result<Option<UiaSessionRecord>, StoreError> {
-        let dialect = self.dialect;
-        find_uia_session(self.conn(), dialect, session_hash).await
-    }
-
     /// Records a completed stage (idempotent) together with what it recorded (kept under the
     /// stage's name), and returns where the session stands, read in this unit of work. An
     /// unknown session records nothing and stands nowhere.
     #[tracing::instrument(skip_all, name = "db.complete_uia_stage")]
-    pub async fn complete_uia_stage(
+    pub(crate) async fn complete_uia_stage(
         &mut self,
         session_hash: &str,
         stage: &str,
@@ -152,7 +142,7 @@ impl StoreTx {
     /// Sets one named value of a session (JSON text), leaving its other values as they are;
     /// `false` if the session does not exist.
     #[tracing::instrument(skip_all, name = "db.set_uia_value")]
-    pub async fn set_uia_value(
+    pub(crate) async fn set_uia_value(
         &mut self,
         session_hash: &str,
         name: &str,
@@ -176,7 +166,10 @@ impl StoreTx {
     /// Deletes a session; `true` only for the one caller that actually deleted it, so a
     /// completed session can be consumed exactly once.
     #[tracing::instrument(skip_all, name = "db.take_uia_session")]
-    pub async fn take_uia_session(&mut self, session_hash: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn take_uia_session(
+        &mut self,
+        session_hash: &str,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query("DELETE FROM uia_sessions WHERE session_hash = $1")
             .bind(session_hash)
             .execute(self.conn())
@@ -186,7 +179,10 @@ impl StoreTx {
 
     /// Deletes sessions that expired before `now_ms`; returns how many.
     #[tracing::instrument(skip_all, name = "db.delete_expired_uia_sessions")]
-    pub async fn delete_expired_uia_sessions(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired_uia_sessions(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM uia_sessions WHERE expires_at_ms < $1")
             .bind(now_ms)
             .execute(self.conn())

@@ -35,7 +35,7 @@ impl StoreTx {
 
     /// Makes everything written in this unit of work visible, atomically.
     #[tracing::instrument(skip_all, name = "db.commit")]
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }

@@ -46,7 +46,7 @@ impl StoreTx {
     /// A concurrent identical request that created the session first is
     /// [`Conflict::ValidationSessionExists`].
     #[tracing::instrument(skip_all, name = "db.start_validation")]
-    pub async fn start_validation(
+    pub(crate) async fn start_validation(
         &mut self,
         session: NewValidationSession,
     ) -> Result<ValidationStart, StoreError> {
@@ -115,18 +115,10 @@ impl StoreTx {
         }
     }
 
-    /// A verification session by ID.
-    pub async fn find_validation(
-        &mut self,
-        sid: &str,
-    ) -> Result<Option<ValidationSessionRecord>, StoreError> {
-        find_validation(self.conn(), sid).await
-    }
-
     /// Checks a submitted token; a wrong one is counted, and after `max_failures` the session
     /// accepts no more.
     #[tracing::instrument(skip_all, name = "db.check_validation_token")]
-    pub async fn check_validation_token(
+    pub(crate) async fn check_validation_token(
         &mut self,
         sid: &str,
         client_secret: &str,
@@ -186,7 +178,7 @@ impl StoreTx {
     /// Forgets a verification session (its email could not be sent, or its address is now
     /// attached).
     #[tracing::instrument(skip_all, name = "db.delete_validation")]
-    pub async fn delete_validation(&mut self, sid: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_validation(&mut self, sid: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM threepid_validations WHERE sid = $1")
             .bind(sid)
             .execute(self.conn())
@@ -196,7 +188,10 @@ impl StoreTx {
 
     /// Deletes verification sessions that expired at or before `now_ms`; returns how many.
     #[tracing::instrument(skip_all, name = "db.delete_expired_validations")]
-    pub async fn delete_expired_validations(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired_validations(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM threepid_validations WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(self.conn())
