@@ -1134,6 +1134,63 @@ async fn sqlite_accepts_every_url_form() {
     );
 }
 
+/// Every pooled SQLite connection is set up as before the move to `sqlx::Any`: write-ahead
+/// log, foreign keys, a 5 s busy timeout and `synchronous = NORMAL`.
+#[tokio::test]
+async fn sqlite_connections_keep_their_set_up() {
+    let dir = tempfile::tempdir().expect("create temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
+    let store = SqlStore::connect(&url, 2).await.expect("open SQLite store");
+    // Two connections at once, so the second is a fresh one too.
+    let mut first = store.pool.acquire().await.expect("acquire");
+    let mut second = store.pool.acquire().await.expect("acquire");
+    for conn in [&mut first, &mut second] {
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .expect("journal_mode");
+        assert_eq!(journal_mode, "wal");
+        // synchronous = 1 is NORMAL.
+        for (pragma, expected) in [
+            ("PRAGMA foreign_keys", 1),
+            ("PRAGMA busy_timeout", 5_000),
+            ("PRAGMA synchronous", 1),
+        ] {
+            let value: i64 = sqlx::query_scalar(pragma)
+                .fetch_one(&mut **conn)
+                .await
+                .expect(pragma);
+            assert_eq!(value, expected, "{pragma}");
+        }
+    }
+}
+
+/// The two backends' migrations must stay in step: a migration added to one folder only would
+/// leave the other backend's schema behind.
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let names = |backend: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("read {}: {error}", dir.display()))
+            .map(|entry| {
+                entry
+                    .expect("read directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("sqlite");
+    assert!(!sqlite.is_empty(), "no SQLite migrations found");
+    assert_eq!(sqlite, names("postgres"));
+}
+
 fn rotation(access: &str, refresh: &str, keep_previous: bool) -> TokenRotation {
     TokenRotation {
         access_token_hash: access.to_owned(),
