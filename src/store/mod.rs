@@ -4,13 +4,17 @@
 //! The SQL is written once, in plain Rust, split by area (`accounts.rs`, `sessions.rs`,
 //! `devices.rs`, `uia.rs`, `rate_limits.rs`, `registration_tokens.rs`, `profiles.rs`,
 //! `validations.rs`, `addresses.rs`, `openid.rs`). Where the two databases differ, a
-//! [`Dialect`](dialect::Dialect) value supplies the fragment or the `BEGIN` statement.
+//! `Dialect` value (`dialect.rs`) supplies the fragment or the `BEGIN` statement.
 //!
 //! Every write is a method of [`StoreTx`], the unit of work: a transaction with domain-shaped
 //! methods, committed once. The one-call methods of [`Store`], [`LifecycleStore`] and
 //! [`ThreepidStore`] each begin a unit of work, call its method(s) and commit (`one_call.rs`);
 //! reads outside a unit of work run on a pooled connection. Secrets never reach this layer in
 //! clear: tokens and UIA session ids arrive already hashed.
+//!
+//! [`Store`] is public because `app::build` takes it (and the integration tests call that), so
+//! the traits and the types in their methods are public too; the implementation and the
+//! methods of [`StoreTx`] are `pub(crate)`, so rustc reports what no one uses.
 
 mod accounts;
 mod addresses;
@@ -289,7 +293,7 @@ pub struct UiaProgressRecord {
 #[async_trait]
 pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
     /// Begins a unit of work: a write transaction whose changes become visible together on
-    /// [`StoreTx::commit`], and are rolled back if it is dropped without.
+    /// `StoreTx::commit`, and are rolled back if it is dropped without.
     async fn begin(&self) -> Result<StoreTx, StoreError>;
 
     /// Creates the user and, if given, its first device and access token, atomically.

@@ -8,7 +8,7 @@ use super::dialect::Dialect;
 
 /// A unit of work: one write transaction (`BEGIN IMMEDIATE` on SQLite, READ COMMITTED with row
 /// locks on PostgreSQL) with domain-shaped methods. What it writes becomes visible all at once
-/// on [`StoreTx::commit`]; dropping it without committing rolls everything back, also after a
+/// on `StoreTx::commit`; dropping it without committing rolls everything back, also after a
 /// method failed.
 ///
 /// A failed statement can leave the transaction unusable (PostgreSQL refuses every further
