@@ -57,7 +57,15 @@ impl SqlStore {
     #[tracing::instrument(skip_all, name = "db.begin")]
     pub(super) async fn begin_write(&self) -> Result<StoreTx, StoreError> {
         let tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        Ok(StoreTx::new(tx, self.dialect))
+        Ok(StoreTx::transaction(tx, self.dialect))
+    }
+
+    /// A handle whose every statement commits on its own, for the one-call methods that write
+    /// a single statement: SQLite's write lock is then held only inside that statement, never
+    /// while a task waits, so a stalled or slow task cannot keep other writers (other
+    /// instances, the command line) waiting on the busy timeout.
+    pub(super) async fn autocommit(&self) -> Result<StoreTx, StoreError> {
+        Ok(StoreTx::autocommit(self.read().await?, self.dialect))
     }
 
     /// Begins a read-only transaction that sees one snapshot of the database.

@@ -103,8 +103,8 @@ pub enum ProfileWrite {
     NoSuchUser,
 }
 
-/// Storage of the account-lifecycle features. Every method is atomic: one unit of work (see
-/// [`StoreTx`](super::StoreTx)), or one read.
+/// Storage of the account-lifecycle features. Every method is atomic (one statement, or
+/// one unit of work: see [`StoreTx`](super::StoreTx)), except where it says otherwise.
 #[async_trait]
 pub trait LifecycleStore: Send + Sync {
     /// Stores a login token.
@@ -119,7 +119,8 @@ pub trait LifecycleStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
 
     /// Deletes expired login tokens, lapsed registration-token reservations, expired email
-    /// verification sessions and expired OpenID tokens.
+    /// verification sessions and expired OpenID tokens (each kind on its own; returns how many
+    /// in all).
     async fn delete_expired_grants(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Stores a new registration token; an existing one with that text is a conflict.

@@ -8,8 +8,9 @@
 //!
 //! Every write is a method of [`StoreTx`], the unit of work: a transaction with domain-shaped
 //! methods, committed once. The one-call methods of [`Store`], [`LifecycleStore`] and
-//! [`ThreepidStore`] each begin a unit of work, call its method(s) and commit (`one_call.rs`);
-//! reads outside a unit of work run on a pooled connection. Secrets never reach this layer in
+//! [`ThreepidStore`] each begin a unit of work, call its method(s) and commit; those that write
+//! a single statement run it on its own instead, so SQLite's write lock is never held across
+//! an `await` (`one_call.rs`). Reads outside a unit of work run on a pooled connection. Secrets never reach this layer in
 //! clear: tokens and UIA session ids arrive already hashed.
 //!
 //! [`Store`] is public because `app::build` takes it (and the integration tests call that), so
@@ -287,8 +288,8 @@ pub struct UiaProgressRecord {
 /// The storage interface of Vestibule, on SQLite or PostgreSQL (one implementation over
 /// `sqlx::Any`).
 ///
-/// Every method is atomic: it is one unit of work, begun and committed inside the call. A use
-/// case that must change several things at once opens its own unit of work with
+/// Every method is atomic: one statement, or one unit of work begun and committed inside the
+/// call. A use case that must change several things at once opens its own unit of work with
 /// [`Store::begin`] and commits it when everything is written.
 #[async_trait]
 pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {

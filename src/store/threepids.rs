@@ -124,8 +124,8 @@ pub struct BindingRecord {
     pub bound_address: String,
 }
 
-/// Storage of third-party identifiers. Every method is atomic: one unit of work (see
-/// [`StoreTx`](super::StoreTx)), or one read.
+/// Storage of third-party identifiers. Every method is atomic (one statement, or
+/// one unit of work: see [`StoreTx`](super::StoreTx)), except where it says otherwise.
 #[async_trait]
 pub trait ThreepidStore: Send + Sync {
     /// Starts a verification session, or finds the one this request repeats (same secret,
