@@ -13,7 +13,7 @@ use crate::{
     email::{EmailError, EmailPurpose, Mailer, VerificationEmail},
     identity::{IdentityClient, IdentityError, SessionCredentials, ValidatedThreepid},
     store::{
-        BindingRecord, NewThreepid, NewValidationSession, Store, StoreError, THREEPID_IN_USE,
+        BindingRecord, Conflict, NewThreepid, NewValidationSession, Store, StoreError,
         ThreepidRecord, TokenCheck, ValidationStart,
     },
 };
@@ -262,7 +262,9 @@ impl Threepids {
         };
         let start = match self.store.start_validation(session.clone()).await {
             // A concurrent identical request created the session first: it is a repeat.
-            Err(StoreError::Conflict(_)) => self.store.start_validation(session).await?,
+            Err(StoreError::Conflict(Conflict::ValidationSessionExists)) => {
+                self.store.start_validation(session).await?
+            }
             other => other?,
         };
         let sid = match start {
@@ -432,9 +434,7 @@ impl Threepids {
             .await
         {
             Ok(()) => Ok(()),
-            Err(StoreError::Conflict(reason)) if reason == THREEPID_IN_USE => {
-                Err(ThreepidError::InUse)
-            }
+            Err(StoreError::Conflict(Conflict::ThreepidInUse)) => Err(ThreepidError::InUse),
             Err(err) => Err(err.into()),
         }
     }

@@ -14,9 +14,7 @@ use super::{
 use crate::{
     identity::SessionCredentials,
     ratelimit::Limit,
-    store::{
-        AcceptedTerms, NewAccount, NewThreepid, RegistrationExtras, StoreError, THREEPID_IN_USE,
-    },
+    store::{AcceptedTerms, Conflict, NewAccount, NewThreepid, RegistrationExtras, StoreError},
     uia::{
         Action, BoundRequest, Completed, Flow, Operation, Progress,
         proofs::{EmailProof, Proofs},
@@ -617,8 +615,8 @@ fn device_event(user_id: &UserId, login: Option<&crate::store::NewLogin>) -> Opt
 /// A registration write refused by a uniqueness rule: the address or the user ID is taken.
 fn registration_conflict(err: StoreError) -> AccountError {
     match err {
-        StoreError::Conflict(reason) if reason == THREEPID_IN_USE => AccountError::ThreepidInUse,
-        StoreError::Conflict(_) => AccountError::UserInUse,
+        StoreError::Conflict(Conflict::ThreepidInUse) => AccountError::ThreepidInUse,
+        StoreError::Conflict(Conflict::UserIdTaken) => AccountError::UserInUse,
         other => other.into(),
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     clock::{Clock, Randomness},
-    store::{RegistrationTokenRecord, Store, StoreError},
+    store::{Conflict, RegistrationTokenRecord, Store, StoreError},
 };
 
 /// Longest token the spec allows.
@@ -94,7 +94,9 @@ impl RegistrationTokens {
         };
         match self.store.create_registration_token(record.clone()).await {
             Ok(()) => Ok(record),
-            Err(StoreError::Conflict(_)) => Err(RegistrationTokenError::Exists),
+            Err(StoreError::Conflict(Conflict::RegistrationTokenExists)) => {
+                Err(RegistrationTokenError::Exists)
+            }
             Err(err) => Err(err.into()),
         }
     }

@@ -1,41 +1,64 @@
-//! Durable state: one [`Store`] trait with a SQLite and a PostgreSQL implementation. The SQL
-//! is written once (`core.rs`, `lifecycle.rs`, `threepids.rs`) and expanded for each backend,
-//! which supplies only its connection set-up and a few dialect fragments.
+//! Durable state: the [`Store`] trait and its one implementation over `sqlx::Any`, on SQLite or
+//! PostgreSQL (picked by the database URL).
 //!
-//! Every method is atomic (the implementation opens its own transaction where it writes more
-//! than one row) and domain-shaped, so callers never compose SQL-level steps. Secrets never reach
-//! this layer in clear: tokens and UIA session ids arrive already hashed.
+//! The SQL is written once, in plain Rust, split by area (`accounts.rs`, `sessions.rs`,
+//! `devices.rs`, `uia.rs`, `rate_limits.rs`, `registration_tokens.rs`, `profiles.rs`,
+//! `validations.rs`, `addresses.rs`, `openid.rs`). Where the two databases differ, a
+//! `Dialect` value (`dialect.rs`) supplies the fragment or the `BEGIN` statement.
+//!
+//! Every write is a method of [`StoreTx`], the unit of work: a transaction with domain-shaped
+//! methods, committed once. The one-call methods of [`Store`], [`LifecycleStore`] and
+//! [`ThreepidStore`] each begin a unit of work, call its method(s) and commit; those that write
+//! a single statement run it on its own instead, so SQLite's write lock is never held across
+//! an `await` (`one_call.rs`). Reads outside a unit of work run on a pooled connection. Secrets never reach this layer in
+//! clear: tokens and UIA session ids arrive already hashed.
+//!
+//! [`Store`] is public because `app::build` takes it (and the integration tests call that), so
+//! the traits and the types in their methods are public too; the implementation and the
+//! methods of [`StoreTx`] are `pub(crate)`, so rustc reports what no one uses.
 
-mod core;
+mod accounts;
+mod addresses;
+mod connect;
+mod devices;
+mod dialect;
 mod lifecycle;
-mod postgres;
-mod sqlite;
+mod one_call;
+mod openid;
+mod profiles;
+mod rate_limits;
+mod registration_tokens;
+mod sessions;
 #[cfg(test)]
 mod tests;
 mod threepids;
+mod uia;
+mod unit_of_work;
+mod validations;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub(crate) use connect::SqlStore;
+use dialect::{DbBool, Dialect};
 pub use lifecycle::{
     AcceptedTerms, GuestUpgrade, LifecycleStore, NewLoginToken, ProfileWrite, RegistrationExtras,
     RegistrationTokenRecord, Restriction,
 };
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
 pub use threepids::{
-    BindingRecord, NewThreepid, NewValidationSession, THREEPID_IN_USE, ThreepidRecord,
-    ThreepidStore, TokenCheck, ValidationSessionRecord, ValidationStart,
+    BindingRecord, NewThreepid, NewValidationSession, ThreepidRecord, ThreepidStore, TokenCheck,
+    ValidationSessionRecord, ValidationStart,
 };
+pub use unit_of_work::StoreTx;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule of the database refused the write (for example a taken localpart).
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(Conflict),
     /// The database could not be reached or answered with an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -44,50 +67,40 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `what` as the reason.
-fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |error| match error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        other => StoreError::Database(other),
+/// Which uniqueness rule a write ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The user ID or the localpart is taken (also by a deactivated account).
+    #[error("user ID or localpart already taken")]
+    UserIdTaken,
+    /// A new access or refresh token hashes to one already stored.
+    #[error("access or refresh token hash already in use")]
+    TokenHashInUse,
+    /// A UIA session with this id already exists.
+    #[error("UIA session already exists")]
+    UiaSessionExists,
+    /// A registration token with this text already exists.
+    #[error("registration token already exists")]
+    RegistrationTokenExists,
+    /// A concurrent identical request started the verification session first.
+    #[error("validation session already started")]
+    ValidationSessionExists,
+    /// The third-party identifier is attached to another account.
+    #[error("third-party identifier already in use")]
+    ThreepidInUse,
+}
+
+impl From<Conflict> for StoreError {
+    fn from(conflict: Conflict) -> Self {
+        Self::Conflict(conflict)
     }
 }
 
-/// An account row as selected by `find_user`.
-type UserRow = (
-    String,
-    String,
-    Option<String>,
-    bool,
-    i64,
-    Option<i64>,
-    bool,
-    bool,
-    bool,
-);
-
-/// The [`UserRecord`] of a `find_user` row.
-fn user_from_row(row: UserRow) -> UserRecord {
-    let (
-        user_id,
-        localpart,
-        password_hash,
-        is_guest,
-        created_at_ms,
-        deactivated_at_ms,
-        locked,
-        suspended,
-        is_admin,
-    ) = row;
-    UserRecord {
-        user_id,
-        localpart,
-        password_hash,
-        is_guest,
-        created_at_ms,
-        deactivated_at_ms,
-        locked,
-        suspended,
-        is_admin,
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `conflict` as the reason.
+fn conflict_on_unique(conflict: Conflict) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict),
+        other => StoreError::Database(other),
     }
 }
 
@@ -130,7 +143,7 @@ pub struct NewLogin {
 }
 
 /// An account as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     /// Full Matrix user ID.
     pub user_id: String,
@@ -139,36 +152,44 @@ pub struct UserRecord {
     /// Password hash (argon2id PHC, or bcrypt imported from Synapse); `None` = no password login.
     pub password_hash: Option<String>,
     /// Whether this is a guest account.
+    #[sqlx(try_from = "DbBool")]
     pub is_guest: bool,
     /// Creation time, milliseconds since the epoch.
     pub created_at_ms: i64,
     /// When the account was deactivated, if it was.
     pub deactivated_at_ms: Option<i64>,
     /// Whether the operator has locked the account.
+    #[sqlx(try_from = "DbBool")]
     pub locked: bool,
     /// Whether the operator has suspended the account.
+    #[sqlx(try_from = "DbBool")]
     pub suspended: bool,
     /// Whether the account is a server administrator.
+    #[sqlx(try_from = "DbBool")]
     pub is_admin: bool,
 }
 
 /// Who an access token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenOwner {
     /// Full Matrix user ID.
     pub user_id: String,
     /// The device the token was issued to.
     pub device_id: String,
     /// Whether the account is a guest account.
+    #[sqlx(try_from = "DbBool")]
     pub is_guest: bool,
     /// When the token stops working, milliseconds since the epoch; `None` = never.
     pub expires_at_ms: Option<i64>,
     /// Whether the refresh token this session was rotated from is still accepted (until this
     /// token is first used).
+    #[sqlx(try_from = "DbBool")]
     pub refresh_pending: bool,
     /// Whether the operator has locked the account.
+    #[sqlx(try_from = "DbBool")]
     pub locked: bool,
     /// Whether the operator has suspended the account.
+    #[sqlx(try_from = "DbBool")]
     pub suspended: bool,
 }
 
@@ -205,7 +226,7 @@ pub enum RefreshOutcome {
 }
 
 /// A device as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeviceRecord {
     /// Owner of the device.
     pub user_id: String,
@@ -264,9 +285,18 @@ pub struct UiaProgressRecord {
     pub values: BTreeMap<String, String>,
 }
 
-/// The storage interface of Vestibule. Implementations: [`SqliteStore`], [`PgStore`].
+/// The storage interface of Vestibule, on SQLite or PostgreSQL (one implementation over
+/// `sqlx::Any`).
+///
+/// Every method is atomic: one statement, or one unit of work begun and committed inside the
+/// call. A use case that must change several things at once opens its own unit of work with
+/// [`Store::begin`] and commits it when everything is written.
 #[async_trait]
 pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
+    /// Begins a unit of work: a write transaction whose changes become visible together on
+    /// `StoreTx::commit`, and are rolled back if it is dropped without.
+    async fn begin(&self) -> Result<StoreTx, StoreError>;
+
     /// Creates the user and, if given, its first device and access token, atomically.
     /// A taken localpart (even of a deactivated account) is `StoreError::Conflict`.
     async fn create_account(&self, account: NewAccount) -> Result<(), StoreError>;
@@ -405,20 +435,15 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
     async fn delete_idle_rate_limits(&self, now_ms: i64) -> Result<u64, StoreError>;
 }
 
-/// Opens the store named by a database URL (`sqlite:…` or `postgres://…`), creating the SQLite
-/// file if needed, and applies the embedded migrations.
-/// A `max_connections` of 0 picks the backend's default pool size.
-pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
-    let pool_size = |default: u32| {
-        if max_connections == 0 {
-            default
-        } else {
-            max_connections
-        }
+/// Opens the store named by a database URL (`sqlite:…`, `sqlite://…` or a bare file path for
+/// SQLite, `postgres://…` or `postgresql://…` for PostgreSQL), creating the SQLite file if
+/// needed, and applies the embedded migrations.
+/// A `max_connections` of 0 picks the backend's default pool size (4 for SQLite, 16 for
+/// PostgreSQL).
+pub(crate) async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    let max_connections = match max_connections {
+        0 => Dialect::of_url(url).default_pool_size(),
+        n => n,
     };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, pool_size(16)).await?))
-    } else {
-        Ok(Arc::new(SqliteStore::connect(url, pool_size(4)).await?))
-    }
+    Ok(Arc::new(SqlStore::connect(url, max_connections).await?))
 }

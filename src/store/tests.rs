@@ -1,4 +1,4 @@
-//! Conformance suite: every test runs against both [`SqliteStore`] and [`PgStore`].
+//! Conformance suite: every test runs against [`SqlStore`] on both SQLite and PostgreSQL.
 //!
 //! SQLite tests use a fresh file in a temporary directory. PostgreSQL tests create a fresh
 //! database on the server at `VESTIBULE_TEST_POSTGRES_URL` (default
@@ -12,9 +12,8 @@ use std::sync::Arc;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    DeviceRecord, LastSeen, NewAccount, NewLogin, PgStore, RefreshOutcome, RegistrationExtras,
-    SqliteStore, Store, StoreError, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord,
-    UserRecord,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, RefreshOutcome, RegistrationExtras, SqlStore,
+    Store, StoreError, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord, UserRecord,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -33,7 +32,7 @@ where
 {
     let dir = tempfile::tempdir().expect("create temporary directory");
     let path = dir.path().join("data").join("vestibule.db");
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), POOL_SIZE)
+    let store = SqlStore::connect(&format!("sqlite://{}", path.display()), POOL_SIZE)
         .await
         .expect("open SQLite store");
     test(Arc::new(store)).await;
@@ -60,10 +59,10 @@ where
     url.set_path(&name);
     // The test runs in its own task so that a panic comes back here as a value and the
     // database is dropped before the panic resumes.
-    let outcome = match PgStore::connect(url.as_str(), POOL_SIZE).await {
+    let outcome = match SqlStore::connect(url.as_str(), POOL_SIZE).await {
         Ok(store) => {
             let result = tokio::spawn(test(Arc::new(store.clone()))).await;
-            store.pool().close().await;
+            store.pool.close().await;
             result.map_err(|error| error.into_panic())
         }
         Err(error) => Err(Box::new(format!("open PostgreSQL store: {error}")) as _),
@@ -139,6 +138,7 @@ conformance_suite!(
 
 mod lifecycle;
 mod threepids;
+mod unit_of_work;
 
 const SERVER: &str = "example.org";
 
@@ -1112,9 +1112,7 @@ async fn sqlite_accepts_every_url_form() {
         format!("sqlite://{root}/slashes.db"),
         format!("{root}/bare/nested/path.db"),
     ] {
-        let store = SqliteStore::connect(&url, 1)
-            .await
-            .expect("open SQLite store");
+        let store = SqlStore::connect(&url, 1).await.expect("open SQLite store");
         store
             .create_account(account("alice", None))
             .await
@@ -1125,7 +1123,7 @@ async fn sqlite_accepts_every_url_form() {
     }
 
     // Reopening an existing database keeps its data and does not rerun migrations.
-    let store = SqliteStore::connect(&format!("sqlite:{root}/colon.db"), 1)
+    let store = SqlStore::connect(&format!("sqlite:{root}/colon.db"), 1)
         .await
         .expect("reopen SQLite store");
     assert!(
@@ -1134,6 +1132,63 @@ async fn sqlite_accepts_every_url_form() {
             .await
             .expect("localpart_exists")
     );
+}
+
+/// Every pooled SQLite connection is set up as before the move to `sqlx::Any`: write-ahead
+/// log, foreign keys, a 5 s busy timeout and `synchronous = NORMAL`.
+#[tokio::test]
+async fn sqlite_connections_keep_their_set_up() {
+    let dir = tempfile::tempdir().expect("create temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
+    let store = SqlStore::connect(&url, 2).await.expect("open SQLite store");
+    // Two connections at once, so the second is a fresh one too.
+    let mut first = store.pool.acquire().await.expect("acquire");
+    let mut second = store.pool.acquire().await.expect("acquire");
+    for conn in [&mut first, &mut second] {
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .expect("journal_mode");
+        assert_eq!(journal_mode, "wal");
+        // synchronous = 1 is NORMAL.
+        for (pragma, expected) in [
+            ("PRAGMA foreign_keys", 1),
+            ("PRAGMA busy_timeout", 5_000),
+            ("PRAGMA synchronous", 1),
+        ] {
+            let value: i64 = sqlx::query_scalar(pragma)
+                .fetch_one(&mut **conn)
+                .await
+                .expect(pragma);
+            assert_eq!(value, expected, "{pragma}");
+        }
+    }
+}
+
+/// The two backends' migrations must stay in step: a migration added to one folder only would
+/// leave the other backend's schema behind.
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let names = |backend: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("read {}: {error}", dir.display()))
+            .map(|entry| {
+                entry
+                    .expect("read directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("sqlite");
+    assert!(!sqlite.is_empty(), "no SQLite migrations found");
+    assert_eq!(sqlite, names("postgres"));
 }
 
 fn rotation(access: &str, refresh: &str, keep_previous: bool) -> TokenRotation {

@@ -392,7 +392,7 @@ mod tests {
     use super::*;
     use crate::{
         clock::{ManualClock, OsRandomness},
-        store::SqliteStore,
+        store,
     };
 
     /// A stage that records `{"stage": kind}` after a pause, so that two concurrent attempts
@@ -419,8 +419,7 @@ mod tests {
     async fn concurrent_stages_on_one_session_keep_both_records() {
         let dir = tempfile::tempdir().expect("create temporary directory");
         let url = format!("sqlite://{}", dir.path().join("uia.db").display());
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::connect(&url, 4).await.expect("open store"));
+        let store = store::open(&url, 4).await.expect("open store");
         let uia = Uia::new(
             store,
             Arc::new(ManualClock::new(1_000)),

@@ -220,7 +220,7 @@ async fn registration_extras_are_written_with_the_account(store: Arc<dyn Store>)
     assert!(matches!(
         store.create_account(bob).await,
         Err(crate::store::StoreError::Conflict(
-            crate::store::THREEPID_IN_USE
+            crate::store::Conflict::ThreepidInUse
         ))
     ));
     assert!(!store.localpart_exists("bob").await.unwrap());

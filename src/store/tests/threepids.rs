@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::{RACERS, account, on_postgres, on_sqlite, user_id};
 use crate::store::{
-    BindingRecord, NewThreepid, NewValidationSession, Store, StoreError, THREEPID_IN_USE,
-    TokenCheck, ValidationStart,
+    BindingRecord, Conflict, NewThreepid, NewValidationSession, Store, StoreError, TokenCheck,
+    ValidationStart,
 };
 
 conformance_suite!(
@@ -196,7 +196,7 @@ async fn an_address_belongs_to_one_account(store: Arc<dyn Store>) {
         store
             .add_threepid(&user_id("bob"), threepid(3_000), 3_500)
             .await,
-        Err(StoreError::Conflict(THREEPID_IN_USE))
+        Err(StoreError::Conflict(Conflict::ThreepidInUse))
     ));
     let listed = store.user_threepids(&user_id("alice")).await.unwrap();
     assert_eq!(listed.len(), 1);
