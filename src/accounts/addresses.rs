@@ -7,6 +7,7 @@ use crate::{
     email::EmailPurpose,
     identity::SessionCredentials,
     ratelimit::Limit,
+    store::{Conflict, NewThreepid, StoreError},
     threepids::{
         EmailTokenRequest, EmailTokenResponse, ProvenAddress, ThreepidError, UnbindResult,
         canonical_email, check_client_secret,
@@ -85,8 +86,21 @@ impl Accounts {
             .threepids
             .proven_by_session(&address.sid, &address.client_secret, EmailPurpose::Add)
             .await?;
-        self.threepids.attach(&requester.user_id, &proven).await?;
-        self.threepids.forget_session(&address.sid).await?;
+        // The address is attached and its verification session spent together.
+        let threepid = NewThreepid {
+            medium: proven.medium.clone(),
+            address: proven.address.clone(),
+            validated_at_ms: proven.validated_at_ms,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.add_threepid(requester.user_id.as_str(), threepid, self.clock.now_ms())
+            .await
+            .map_err(|err| match err {
+                StoreError::Conflict(Conflict::ThreepidInUse) => AccountError::ThreepidInUse,
+                other => other.into(),
+            })?;
+        tx.delete_validation(&address.sid).await?;
+        tx.commit().await?;
         self.report([AccountEvent::EmailAdded {
             user_id: requester.user_id.clone(),
             address: proven.address,

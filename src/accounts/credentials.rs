@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     AccountError, Accounts, PasswordHasher, PasswordRejected, Requester, events::AccountEvent,
-    password, user_id,
+    password, sessions::end_sessions, user_id,
 };
 use crate::{
     store::Store,
@@ -124,8 +124,14 @@ impl Accounts {
         let keep = change
             .logout_devices
             .then_some(requester.device_id.as_ref());
-        self.replace_password(&requester.user_id, password, change.logout_devices, keep)
-            .await
+        self.replace_password(
+            &requester.user_id,
+            password,
+            change.logout_devices,
+            keep,
+            None,
+        )
+        .await
     }
 
     /// Resets a forgotten password: UIA `m.login.email.identity` with a session from
@@ -158,12 +164,11 @@ impl Accounts {
             .email_owner(&email.address)
             .await?
             .ok_or(AccountError::NoAccountWithEmail)?;
-        self.reset_password(&user_id, SecretString::from(new_password), logout_devices)
-            .await?;
-        if let Some(sid) = &email.sid {
-            self.threepids.forget_session(sid).await?;
-        }
-        Ok(())
+        let password = SecretString::from(new_password);
+        self.check_new_password(&password, Some(&user_id))?;
+        let spent = email.sid.as_deref();
+        self.replace_password(&user_id, password, logout_devices, None, spent)
+            .await
     }
 
     /// Sets a new password (policy-checked) without asking for the old one: for the operator
@@ -175,39 +180,41 @@ impl Accounts {
         logout: bool,
     ) -> Result<(), AccountError> {
         self.check_new_password(&password, Some(user_id))?;
-        let record = self
-            .store
-            .find_user(user_id.as_str())
-            .await?
-            .ok_or(AccountError::NoSuchUser)?;
-        if record.deactivated_at_ms.is_some() {
-            return Err(AccountError::Deactivated);
-        }
-        self.replace_password(user_id, password, logout, None).await
+        self.replace_password(user_id, password, logout, None, None)
+            .await
     }
 
-    /// Stores the new password's hash and, with `logout`, ends every session of the user but
-    /// `keep_device`; reports the change and each ended session.
+    /// Stores the new password's hash (refused for a deactivated account) and, with `logout`, ends every session of the user but
+    /// `keep_device` and revokes its login and OpenID tokens, and spends the verification
+    /// session that proved the user's address (a reset by email), all in one transaction;
+    /// reports the change and each ended session.
     async fn replace_password(
         &self,
         user_id: &UserId,
         password: SecretString,
         logout: bool,
         keep_device: Option<&ruma::DeviceId>,
+        spent_session: Option<&str>,
     ) -> Result<(), AccountError> {
         let hash = self.hasher.hash(password).await?;
-        if !self
-            .store
-            .set_password_hash(user_id.as_str(), &hash)
+        let mut tx = self.store.begin().await?;
+        let account = tx
+            .find_user(user_id.as_str())
             .await?
-        {
-            return Err(AccountError::NoSuchUser);
+            .ok_or(AccountError::NoSuchUser)?;
+        if account.deactivated_at_ms.is_some() {
+            return Err(AccountError::Deactivated);
         }
+        tx.set_password_hash(user_id.as_str(), &hash).await?;
         let ended = if logout {
-            self.end_sessions(user_id, keep_device).await?
+            end_sessions(&mut tx, user_id, keep_device).await?
         } else {
             Vec::new()
         };
+        if let Some(sid) = spent_session {
+            tx.delete_validation(sid).await?;
+        }
+        tx.commit().await?;
         self.report(
             [AccountEvent::PasswordChanged {
                 user_id: user_id.to_owned(),

@@ -162,7 +162,14 @@ impl Accounts {
         }
         let user_id = self.check_new_user_id(None).await?;
         let session = self
-            .create_account(&user_id, None, true, login, RegistrationExtras::default())
+            .create_account(
+                &user_id,
+                None,
+                true,
+                login,
+                RegistrationExtras::default(),
+                None,
+            )
             .await?;
         Ok(Registered { user_id, session })
     }
@@ -181,6 +188,7 @@ impl Accounts {
             false,
             None,
             RegistrationExtras::default(),
+            None,
         )
         .await?;
         Ok(user_id)
@@ -395,8 +403,8 @@ impl Accounts {
 
     /// The common ending of every UIA registration: creates the account (or upgrades the
     /// guest) with what the completed stages proved, gives a registration token's reserved
-    /// use back when that fails, and afterwards spends the email's verification session and,
-    /// with `bind_email`, binds an identity server's address there.
+    /// use back when that fails, and afterwards, with `bind_email`, binds an identity server's
+    /// address there.
     async fn complete_registration(
         &self,
         registrant: Registrant,
@@ -413,9 +421,10 @@ impl Accounts {
             .as_ref()
             .map(|completed| completed.session_hash.clone());
         let extras = registration_extras(&proofs, session_hash.as_deref());
+        let spent_session = proofs.email.as_ref().and_then(|email| email.sid.as_deref());
         let result = match registrant {
             Registrant::Guest(guest) => self
-                .upgrade_guest(&guest, password, extras, login)
+                .upgrade_guest(&guest, password, extras, login, spent_session)
                 .await
                 .map(|session| Registered {
                     user_id: guest.user_id,
@@ -426,7 +435,14 @@ impl Accounts {
                     // Checked again: the name may have been taken while the client completed
                     // UIA (the store's unique constraint decides any race that remains).
                     Ok(user_id) => self
-                        .create_account(&user_id, Some(password), false, login, extras)
+                        .create_account(
+                            &user_id,
+                            Some(password),
+                            false,
+                            login,
+                            extras,
+                            spent_session,
+                        )
                         .await
                         .map(|session| Registered { user_id, session }),
                     Err(err) => Err(err),
@@ -441,14 +457,16 @@ impl Accounts {
             tracing::warn!(error = %err, "could not release a registration token reservation");
         }
         if let (Ok(registered), Some(email)) = (&result, &proofs.email) {
-            self.settle_email(&registered.user_id, email, bind_email)
+            self.bind_registration_email(&registered.user_id, email, bind_email)
                 .await;
         }
         result
     }
 
-    /// Creates the account and, unless login is inhibited, its first device session, in one
-    /// atomic write: a lost race for the user ID leaves nothing behind.
+    /// Creates the account with what the stages proved (terms, the registration token's use,
+    /// the email address) and, unless login is inhibited, its first device session, and spends
+    /// the email's verification session, in one transaction: a lost race for the user ID, or
+    /// any failure, leaves nothing behind.
     async fn create_account(
         &self,
         user_id: &UserId,
@@ -456,6 +474,7 @@ impl Accounts {
         is_guest: bool,
         login: Option<DeviceRequest>,
         mut extras: RegistrationExtras,
+        spent_session: Option<&str>,
     ) -> Result<Option<IssuedSession>, AccountError> {
         let password_hash = match password {
             Some(password) => {
@@ -495,10 +514,14 @@ impl Accounts {
             login,
             extras,
         };
-        self.store
-            .create_account(account)
+        let mut tx = self.store.begin().await?;
+        tx.create_account(account)
             .await
             .map_err(registration_conflict)?;
+        if let Some(sid) = spent_session {
+            tx.delete_validation(sid).await?;
+        }
+        tx.commit().await?;
         metrics::counter!("vestibule_registrations_total").increment(1);
         self.report([created].into_iter().chain(device)).await;
         Ok(issued)
@@ -512,6 +535,7 @@ impl Accounts {
         password: SecretString,
         extras: RegistrationExtras,
         login: Option<DeviceRequest>,
+        spent_session: Option<&str>,
     ) -> Result<Option<IssuedSession>, AccountError> {
         self.check_new_password(&password, Some(&guest.user_id))?;
         let password_hash = self.hasher.hash(password).await?;
@@ -531,8 +555,8 @@ impl Accounts {
             extras,
             login,
         };
-        let upgraded = self
-            .store
+        let mut tx = self.store.begin().await?;
+        let upgraded = tx
             .upgrade_guest(upgrade)
             .await
             .map_err(registration_conflict)?;
@@ -541,6 +565,10 @@ impl Accounts {
                 "This is not an active guest account",
             ));
         }
+        if let Some(sid) = spent_session {
+            tx.delete_validation(sid).await?;
+        }
+        tx.commit().await?;
         metrics::counter!("vestibule_registrations_total").increment(1);
         let upgraded = AccountEvent::GuestUpgraded {
             user_id: guest.user_id.clone(),
@@ -549,15 +577,10 @@ impl Accounts {
         Ok(issued)
     }
 
-    /// After a registration with a proven email: this server's verification session is spent,
-    /// and an address proven through an identity server is bound there when asked. The account
-    /// exists by now, so a failure here is logged rather than failing the registration.
-    async fn settle_email(&self, user_id: &UserId, email: &EmailProof, bind: bool) {
-        if let Some(sid) = &email.sid
-            && let Err(err) = self.threepids.forget_session(sid).await
-        {
-            tracing::warn!(error = %err, "could not delete a used verification session");
-        }
+    /// After a registration with an address proven through an identity server: it is bound
+    /// there when asked. The account exists by now, so a failure here is logged rather than
+    /// failing the registration.
+    async fn bind_registration_email(&self, user_id: &UserId, email: &EmailProof, bind: bool) {
         let Some(session) = email.identity_server.as_ref().filter(|_| bind) else {
             return;
         };

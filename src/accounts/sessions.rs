@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     ratelimit::Limit,
-    store::{NewLogin, RefreshOutcome, TokenRotation},
+    store::{NewLogin, RefreshOutcome, StoreTx, TokenRotation},
 };
 
 /// Who a password login names.
@@ -221,31 +221,34 @@ impl Accounts {
         Ok(())
     }
 
-    /// Ends every session of the user.
+    /// Ends every session of the user, and revokes its login and OpenID tokens.
     pub async fn logout_all(&self, user_id: &UserId) -> Result<(), AccountError> {
-        let ended = self.end_sessions(user_id, None).await?;
+        let mut tx = self.store.begin().await?;
+        let ended = end_sessions(&mut tx, user_id, None).await?;
+        tx.commit().await?;
         self.report(ended).await;
         Ok(())
     }
+}
 
-    /// Deletes every device of the user but `keep` (with their tokens) and returns the events
-    /// to report for them.
-    pub(crate) async fn end_sessions(
-        &self,
-        user_id: &UserId,
-        keep: Option<&DeviceId>,
-    ) -> Result<Vec<AccountEvent>, AccountError> {
-        let devices = self.store.list_devices(user_id.as_str()).await?;
-        self.store
-            .delete_all_devices(user_id.as_str(), keep.map(DeviceId::as_str))
-            .await?;
-        Ok(devices
-            .into_iter()
-            .filter(|device| keep.is_none_or(|keep| keep.as_str() != device.device_id))
-            .map(|device| AccountEvent::DeviceDeleted {
-                user_id: user_id.to_owned(),
-                device_id: device.device_id.into(),
-            })
-            .collect())
-    }
+/// Inside `tx`: deletes every device of the user but `keep` (with their tokens) and the user's
+/// login and OpenID tokens, and returns the events to report for the ended sessions.
+pub(super) async fn end_sessions(
+    tx: &mut StoreTx,
+    user_id: &UserId,
+    keep: Option<&DeviceId>,
+) -> Result<Vec<AccountEvent>, AccountError> {
+    let devices = tx.list_devices(user_id.as_str()).await?;
+    tx.delete_all_devices(user_id.as_str(), keep.map(DeviceId::as_str))
+        .await?;
+    tx.delete_login_tokens_of(user_id.as_str()).await?;
+    tx.delete_openid_tokens_of(user_id.as_str()).await?;
+    Ok(devices
+        .into_iter()
+        .filter(|device| keep.is_none_or(|keep| keep.as_str() != device.device_id))
+        .map(|device| AccountEvent::DeviceDeleted {
+            user_id: user_id.to_owned(),
+            device_id: device.device_id.into(),
+        })
+        .collect())
 }

@@ -73,10 +73,6 @@ impl StoreTx {
 
     /// Looks an account up by full user ID, as this unit of work sees it (for a use case that
     /// decides on the account's state before writing).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "no use case reads inside its unit of work yet")
-    )]
     pub(crate) async fn find_user(
         &mut self,
         user_id: &str,

@@ -25,6 +25,16 @@ pub(super) async fn list_devices(
 }
 
 impl StoreTx {
+    /// All devices of a user as this unit of work sees them, ordered by device ID (for a use
+    /// case that must say which sessions it ended).
+    pub(crate) async fn list_devices(
+        &mut self,
+        user_id: &str,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let dialect = self.dialect;
+        list_devices(self.conn(), dialect, user_id).await
+    }
+
     /// Deletes a device and every token issued to it; `false` if it did not exist.
     #[tracing::instrument(skip_all, name = "db.delete_device")]
     pub(crate) async fn delete_device(

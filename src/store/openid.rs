@@ -43,13 +43,6 @@ impl StoreTx {
 
     /// Deletes every OpenID token of a user (for example when all its sessions end); returns
     /// how many.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for a use case that ends every session, e.g. change_password"
-        )
-    )]
     #[tracing::instrument(skip_all, name = "db.delete_openid_tokens_of")]
     pub(crate) async fn delete_openid_tokens_of(
         &mut self,

@@ -202,13 +202,6 @@ impl StoreTx {
 
     /// Deletes every login token of a user (for example when all its sessions end); returns
     /// how many.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for a use case that ends every session, e.g. change_password"
-        )
-    )]
     #[tracing::instrument(skip_all, name = "db.delete_login_tokens_of")]
     pub(crate) async fn delete_login_tokens_of(
         &mut self,

@@ -10,6 +10,7 @@ use vestibule::{
 };
 
 use crate::{
+    atomicity::{refuse_deletes_on, run_sql},
     peers::{MailSink, ReceivedEmail},
     support::{TestServer, assert_error},
 };
@@ -750,4 +751,75 @@ async fn hidden_existence_tells_the_owner_of_a_taken_address_instead() {
     assert_eq!(again["sid"], body["sid"]);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(sink.messages().len(), before + 1);
+}
+
+/// Attaching the address and spending its verification session are one transaction: when
+/// the second step fails, the address is not attached and the session can still be used.
+#[tokio::test]
+async fn adding_an_address_that_fails_midway_adds_nothing() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let gina = server.register("gina", "password123").await;
+    let token = gina["access_token"].as_str();
+    let sid = verify(&server, &sink, ADD_TOKEN, "add", "gina@example.org").await;
+    let add_with_uia = || async {
+        let add = json!({"client_secret": "add", "sid": sid});
+        let (_, challenge) = server
+            .post("/_matrix/client/v3/account/3pid/add", token, &add)
+            .await;
+        let mut add = add;
+        add["auth"] = json!({"type": "m.login.password", "user": "gina", "password": "password123", "session": challenge["session"]});
+        server
+            .post("/_matrix/client/v3/account/3pid/add", token, &add)
+            .await
+    };
+
+    let restore = refuse_deletes_on(&server, "threepid_validations").await;
+    server.events.take();
+    assert_error(
+        &add_with_uia().await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "M_UNKNOWN",
+    );
+    let (_, listed) = server.get("/_matrix/client/v3/account/3pid", token).await;
+    assert_eq!(listed["threepids"], json!([]));
+    assert_eq!(server.events.take(), []);
+
+    run_sql(&server, restore).await;
+    let (status, body) = add_with_uia().await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (_, listed) = server.get("/_matrix/client/v3/account/3pid", token).await;
+    assert_eq!(listed["threepids"][0]["address"], "gina@example.org");
+}
+
+/// The account, what its stages proved, and the spending of the email's verification session
+/// are one transaction: when the last step fails, there is no account and the name is free.
+#[tokio::test]
+async fn a_registration_that_fails_midway_creates_nothing() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    let sid = verify(&server, &sink, REGISTER_TOKEN, "reg", "hana@example.org").await;
+    let body = json!({"username": "hana", "password": "password123"});
+    let (_, challenge) = server.post(REGISTER, None, &body).await;
+    let mut body = body;
+    body["auth"] = email_auth(&sid, "reg");
+    body["auth"]["session"] = challenge["session"].clone();
+
+    let restore = refuse_deletes_on(&server, "threepid_validations").await;
+    assert_error(
+        &server.post(REGISTER, None, &body).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "M_UNKNOWN",
+    );
+    assert_eq!(server.events.take(), []);
+    let (status, available) = server
+        .get("/_matrix/client/v3/register/available?username=hana", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the name is still free: {available}"
+    );
+    run_sql(&server, restore).await;
+    register_with_email(&server, &sink, "hana", "hana@example.org").await;
 }

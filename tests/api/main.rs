@@ -1,5 +1,6 @@
 //! Black-box HTTP tests: each test boots a real Vestibule on a random port.
 
+mod atomicity;
 mod cli;
 mod conformance;
 mod deactivate;
