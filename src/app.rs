@@ -11,6 +11,7 @@ use crate::{
         PasswordVerifier, ProfileRules,
         events::{AccountEvents, LoggedEvents},
         registration_tokens::RegistrationTokens,
+        stages::{EmailIdentity, Password, RegistrationToken},
     },
     clock::{Clock, Randomness},
     config::{Config, Seconds},
@@ -21,7 +22,7 @@ use crate::{
     threepids::{ThreepidSettings, Threepids},
     uia::{
         Uia,
-        stages::{Dummy, EmailIdentity, Password, Recaptcha, RegistrationToken, Stage, Terms},
+        stages::{Dummy, Recaptcha, Stage, Terms},
     },
 };
 

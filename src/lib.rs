@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
 pub mod threepids;
+pub mod tokens;
 pub mod uia;
 
 use std::{future::Future, net::SocketAddr, time::Duration};

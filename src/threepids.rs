@@ -8,7 +8,6 @@ use regex::Regex;
 use ruma::{OwnedUserId, UserId};
 
 use crate::{
-    accounts::tokens,
     clock::{Clock, Randomness},
     email::{EmailError, EmailPurpose, Mailer, VerificationEmail},
     identity::{IdentityClient, IdentityError, SessionCredentials, ValidatedThreepid},
@@ -16,6 +15,7 @@ use crate::{
         BindingRecord, Conflict, NewThreepid, NewValidationSession, Store, StoreError,
         ThreepidRecord, TokenCheck, ValidationStart,
     },
+    tokens,
 };
 
 /// The spec's grammar for client secrets and session IDs.

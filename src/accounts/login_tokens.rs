@@ -2,10 +2,11 @@
 
 use ruma::{OwnedUserId, UserId};
 
-use super::{AccountError, Accounts, DeviceRequest, IssuedSession, Requester, tokens};
+use super::{AccountError, Accounts, DeviceRequest, IssuedSession, Requester};
 use crate::{
     ratelimit::Limit,
     store::NewLoginToken,
+    tokens,
     uia::{Action, BoundRequest},
 };
 

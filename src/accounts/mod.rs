@@ -19,7 +19,8 @@ mod profile;
 mod registration;
 pub mod registration_tokens;
 mod sessions;
-pub mod tokens;
+pub mod stages;
+
 pub mod user_id;
 
 use std::sync::Arc;

@@ -4,12 +4,12 @@ use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 use secrecy::SecretString;
 
 use super::{
-    AccountError, Accounts, DeviceRequest, IssuedSession, Requester, events::AccountEvent, tokens,
-    user_id,
+    AccountError, Accounts, DeviceRequest, IssuedSession, Requester, events::AccountEvent, user_id,
 };
 use crate::{
     ratelimit::Limit,
     store::{NewLogin, RefreshOutcome, StoreTx, TokenRotation},
+    tokens,
 };
 
 /// Who a password login names.

@@ -10,10 +10,7 @@ use axum::{
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
-use crate::{
-    store::StoreError,
-    uia::{Challenge, StageFailureKind, UiaError},
-};
+use crate::uia::{Challenge, StageFailureKind, UiaError};
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -101,12 +98,6 @@ impl MatrixError {
     /// An internal failure, with context for the log.
     pub fn internal(context: impl std::fmt::Display) -> Self {
         Self::Internal(context.to_string())
-    }
-}
-
-impl From<StoreError> for MatrixError {
-    fn from(err: StoreError) -> Self {
-        Self::internal(error_chain(&err))
     }
 }
 

@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::{
-    accounts::tokens,
     clock::{Clock, Randomness},
     store::{Store, StoreError, UiaSessionRecord},
+    tokens,
 };
 pub use flows::{Challenge, Flow, StageFailure, StageFailureKind};
 use stages::{Stage, StageContext};
