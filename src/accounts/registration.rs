@@ -484,13 +484,7 @@ impl Accounts {
             None => None,
         };
         let now_ms = self.clock.now_ms();
-        let (login, issued) = match login {
-            Some(device) => {
-                let (login, issued) = self.new_login(device, now_ms);
-                (Some(login), Some(issued))
-            }
-            None => (None, None),
-        };
+        let (login, issued) = login.map(|device| self.new_login(device, now_ms)).unzip();
         if extras.displayname.is_none() {
             extras.displayname = Some(user_id.localpart().to_owned());
         }
@@ -540,13 +534,7 @@ impl Accounts {
         self.check_new_password(&password, Some(&guest.user_id))?;
         let password_hash = self.hasher.hash(password).await?;
         let now_ms = self.clock.now_ms();
-        let (login, issued) = match login {
-            Some(device) => {
-                let (login, issued) = self.new_login(device, now_ms);
-                (Some(login), Some(issued))
-            }
-            None => (None, None),
-        };
+        let (login, issued) = login.map(|device| self.new_login(device, now_ms)).unzip();
         let device = device_event(&guest.user_id, login.as_ref());
         let upgrade = crate::store::GuestUpgrade {
             user_id: guest.user_id.to_string(),
