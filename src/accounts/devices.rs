@@ -32,6 +32,27 @@ impl From<DeviceRecord> for Device {
     }
 }
 
+/// Longest device ID accepted, in bytes.
+const MAX_DEVICE_ID_BYTES: usize = 255;
+
+/// Checks a device ID a client asks to create (at login or registration): at most 255 bytes,
+/// printable characters only. An ID that breaks this can't name an existing device either, so
+/// lookups simply find nothing (404, as the spec documents for them).
+pub(crate) fn check_device_id(device_id: &DeviceId) -> Result<(), AccountError> {
+    let device_id = device_id.as_str();
+    if device_id.len() > MAX_DEVICE_ID_BYTES {
+        return Err(AccountError::InvalidParam(format!(
+            "device IDs are at most {MAX_DEVICE_ID_BYTES} bytes"
+        )));
+    }
+    if device_id.is_empty() || device_id.chars().any(char::is_control) {
+        return Err(AccountError::InvalidParam(
+            "device IDs are printable characters only".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Accounts {
     /// The user's devices, ordered by device ID, with their latest activity.
     pub async fn devices(&self, user_id: &UserId) -> Result<Vec<Device>, AccountError> {
@@ -58,16 +79,20 @@ impl Accounts {
             .ok_or(AccountError::NoSuchDevice)
     }
 
-    /// Renames one of the user's devices (`None` clears the name).
+    /// Renames one of the user's devices; without a new name, the device keeps its name (the
+    /// spec's "if not given, the display name is unchanged").
     pub async fn rename_device(
         &self,
         user_id: &UserId,
         device_id: &DeviceId,
         display_name: Option<&str>,
     ) -> Result<(), AccountError> {
+        let Some(display_name) = display_name else {
+            return self.device(user_id, device_id).await.map(drop);
+        };
         if !self
             .store
-            .rename_device(user_id.as_str(), device_id.as_str(), display_name)
+            .rename_device(user_id.as_str(), device_id.as_str(), Some(display_name))
             .await?
         {
             return Err(AccountError::NoSuchDevice);
@@ -75,7 +100,7 @@ impl Accounts {
         self.report([AccountEvent::DeviceRenamed {
             user_id: user_id.to_owned(),
             device_id: device_id.to_owned(),
-            display_name: display_name.map(str::to_owned),
+            display_name: Some(display_name.to_owned()),
         }])
         .await;
         Ok(())

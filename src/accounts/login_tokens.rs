@@ -60,6 +60,7 @@ impl Accounts {
         token: &str,
         device: DeviceRequest,
     ) -> Result<(OwnedUserId, IssuedSession), AccountError> {
+        device.check()?;
         self.limiter
             .take(Limit::LoginPerIp, device.ip.as_deref())
             .await?;

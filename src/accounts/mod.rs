@@ -91,6 +91,15 @@ pub struct DeviceRequest {
     pub refresh_token: bool,
 }
 
+impl DeviceRequest {
+    /// Checks the device ID the client asked for, if any.
+    fn check(&self) -> Result<(), AccountError> {
+        self.device_id
+            .as_deref()
+            .map_or(Ok(()), devices::check_device_id)
+    }
+}
+
 /// Settings the account rules depend on.
 #[derive(Debug, Clone)]
 pub struct AccountSettings {

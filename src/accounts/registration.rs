@@ -106,6 +106,9 @@ impl Accounts {
     /// upgrade: `username` must be the guest's localpart).
     pub async fn register(&self, input: RegistrationInput<'_>) -> Result<Registered, AccountError> {
         self.check_registration_open()?;
+        if let Some(device) = &input.login {
+            device.check()?;
+        }
         self.limiter
             .take(Limit::RegisterPerIp, input.ip.as_deref())
             .await?;
@@ -150,23 +153,34 @@ impl Accounts {
         .await
     }
 
-    /// Registers a guest account (no password, no UIA) when guest access is enabled.
+    /// Registers a guest account (no password, no UIA) when guest access is enabled. As the
+    /// spec requires, everything the client sent but the device's display name is ignored:
+    /// the server picks the user ID and the device ID, and always opens a session (without a
+    /// refresh token).
     pub async fn register_guest(
         &self,
-        login: Option<DeviceRequest>,
-        ip: Option<&str>,
+        device_display_name: Option<String>,
+        ip: Option<String>,
     ) -> Result<Registered, AccountError> {
-        self.limiter.take(Limit::RegisterPerIp, ip).await?;
+        self.limiter
+            .take(Limit::RegisterPerIp, ip.as_deref())
+            .await?;
         if !self.settings.guest_access {
             return Err(AccountError::GuestAccessDisabled);
         }
         let user_id = self.check_new_user_id(None).await?;
+        let login = DeviceRequest {
+            device_id: None,
+            display_name: device_display_name,
+            ip,
+            refresh_token: false,
+        };
         let session = self
             .create_account(
                 &user_id,
                 None,
                 true,
-                login,
+                Some(login),
                 RegistrationExtras::default(),
                 None,
             )

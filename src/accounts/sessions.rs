@@ -30,6 +30,7 @@ impl Accounts {
         password: SecretString,
         device: DeviceRequest,
     ) -> Result<(OwnedUserId, IssuedSession), AccountError> {
+        device.check()?;
         let user = match user {
             LoginUser::Name(name) => name,
             LoginUser::Email(address) => self

@@ -21,7 +21,8 @@ use crate::{
 /// `POST /register`:
 /// - refused with 403 `M_FORBIDDEN` when registration is disabled;
 /// - `kind=guest` creates a guest account when guest access is enabled (else 403
-///   `M_GUEST_ACCESS_FORBIDDEN`), with no UIA;
+///   `M_GUEST_ACCESS_FORBIDDEN`), with no UIA, ignoring everything but
+///   `initial_device_display_name`;
 /// - the username (`M_INVALID_USERNAME`, `M_EXCLUSIVE`, `M_USER_IN_USE`) and the password
 ///   policy are checked before User-Interactive Authentication, as the spec requires;
 /// - then the configured UIA flows; once one is complete the account, device and token are
@@ -33,16 +34,20 @@ pub async fn register(
     request: Ruma<register::Request>,
 ) -> Result<Json<Value>, MatrixError> {
     let Ruma { body, raw } = request;
-    let device = DeviceRequest {
-        device_id: body.device_id,
-        display_name: body.initial_device_display_name,
-        ip: ip.clone(),
-        refresh_token: body.refresh_token,
-    };
-    let login = (!body.inhibit_login).then_some(device);
     let registered = match body.kind {
-        RegistrationKind::Guest => app.accounts.register_guest(login, ip.as_deref()).await?,
+        RegistrationKind::Guest => {
+            app.accounts
+                .register_guest(body.initial_device_display_name, ip)
+                .await?
+        }
         RegistrationKind::User => {
+            let device = DeviceRequest {
+                device_id: body.device_id,
+                display_name: body.initial_device_display_name,
+                ip: ip.clone(),
+                refresh_token: body.refresh_token,
+            };
+            let login = (!body.inhibit_login).then_some(device);
             let input = RegistrationInput {
                 ip,
                 username: body.username,

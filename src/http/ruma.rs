@@ -25,10 +25,22 @@ use serde_json::Value;
 use super::json::{describe_serde_error, parse_object, read_body};
 use crate::{http::error::MatrixError, uia::BoundRequest};
 
+/// What body an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// None: whatever is sent is ignored.
+    None,
+    /// A JSON object; an empty body is `M_NOT_JSON`.
+    Object,
+    /// A JSON object that clients may leave out (read as `{}`): `DELETE /devices/{deviceId}`,
+    /// whose first request, before UIA, clients send without one.
+    OptionalObject,
+}
+
 /// What an endpoint expects in its body, beyond what ruma's types say.
 pub trait Endpoint: IncomingRequest {
-    /// Whether the endpoint takes a JSON object body (an empty body is then `M_NOT_JSON`).
-    const JSON_BODY: bool;
+    /// The body the endpoint takes.
+    const BODY: Body;
     /// Top-level fields that must be present; checked before ruma deserializes, so the error
     /// names the field (and ruma never sees a body it can't handle gracefully).
     const REQUIRED_FIELDS: &'static [&'static str] = &[];
@@ -79,11 +91,13 @@ where
             .iter()
             .map(|(_, value)| value.to_owned())
             .collect();
-        let bytes = read_body(Request::from_parts(parts.clone(), body), state).await?;
-        let json = if T::JSON_BODY {
-            parse_object(&bytes, T::REQUIRED_FIELDS)?
-        } else {
-            Value::Null
+        let mut bytes = read_body(Request::from_parts(parts.clone(), body), state).await?;
+        if T::BODY == Body::OptionalObject && bytes.iter().all(u8::is_ascii_whitespace) {
+            bytes = axum::body::Bytes::from_static(b"{}");
+        }
+        let json = match T::BODY {
+            Body::Object | Body::OptionalObject => parse_object(&bytes, T::REQUIRED_FIELDS)?,
+            Body::None => Value::Null,
         };
         let http_request = axum::http::Request::from_parts(parts.clone(), bytes.as_ref());
         let path_args: Vec<&str> = path_args.iter().map(String::as_str).collect();
@@ -153,31 +167,31 @@ where
 }
 
 macro_rules! endpoints {
-    ($($endpoint:path => json: $json:expr, required: [$($field:literal),*];)*) => {
+    ($($endpoint:path => $body:ident, required: [$($field:literal),*];)*) => {
         $(impl Endpoint for $endpoint {
-            const JSON_BODY: bool = $json;
+            const BODY: Body = Body::$body;
             const REQUIRED_FIELDS: &'static [&'static str] = &[$($field),*];
         })*
     };
 }
 
 endpoints! {
-    ruma::api::client::account::register::v3::Request => json: true, required: [];
-    ruma::api::client::account::get_username_availability::v3::Request => json: false, required: [];
-    ruma::api::client::session::login::v3::Request => json: true, required: ["type"];
-    ruma::api::client::session::get_login_types::v3::Request => json: false, required: [];
-    ruma::api::client::session::logout::v3::Request => json: false, required: [];
-    ruma::api::client::session::logout_all::v3::Request => json: false, required: [];
-    ruma::api::client::session::refresh_token::v3::Request => json: true, required: ["refresh_token"];
-    ruma::api::client::account::whoami::v3::Request => json: false, required: [];
-    ruma::api::client::account::change_password::v3::Request => json: true, required: ["new_password"];
-    ruma::api::client::account::deactivate::v3::Request => json: true, required: [];
-    ruma::api::client::device::get_devices::v3::Request => json: false, required: [];
-    ruma::api::client::device::get_device::v3::Request => json: false, required: [];
-    ruma::api::client::device::update_device::v3::Request => json: true, required: [];
-    ruma::api::client::device::delete_device::v3::Request => json: true, required: [];
-    ruma::api::client::device::delete_devices::v3::Request => json: true, required: ["devices"];
-    ruma::api::client::discovery::get_capabilities::v3::Request => json: false, required: [];
-    ruma::api::client::session::get_login_token::v1::Request => json: true, required: [];
-    ruma::api::client::account::check_registration_token_validity::v1::Request => json: false, required: [];
+    ruma::api::client::account::register::v3::Request => Object, required: [];
+    ruma::api::client::account::get_username_availability::v3::Request => None, required: [];
+    ruma::api::client::session::login::v3::Request => Object, required: ["type"];
+    ruma::api::client::session::get_login_types::v3::Request => None, required: [];
+    ruma::api::client::session::logout::v3::Request => None, required: [];
+    ruma::api::client::session::logout_all::v3::Request => None, required: [];
+    ruma::api::client::session::refresh_token::v3::Request => Object, required: ["refresh_token"];
+    ruma::api::client::account::whoami::v3::Request => None, required: [];
+    ruma::api::client::account::change_password::v3::Request => Object, required: ["new_password"];
+    ruma::api::client::account::deactivate::v3::Request => Object, required: [];
+    ruma::api::client::device::get_devices::v3::Request => None, required: [];
+    ruma::api::client::device::get_device::v3::Request => None, required: [];
+    ruma::api::client::device::update_device::v3::Request => Object, required: [];
+    ruma::api::client::device::delete_device::v3::Request => OptionalObject, required: [];
+    ruma::api::client::device::delete_devices::v3::Request => Object, required: ["devices"];
+    ruma::api::client::discovery::get_capabilities::v3::Request => None, required: [];
+    ruma::api::client::session::get_login_token::v1::Request => Object, required: [];
+    ruma::api::client::account::check_registration_token_validity::v1::Request => None, required: [];
 }

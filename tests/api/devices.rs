@@ -196,3 +196,100 @@ async fn last_seen_follows_requests_and_survives_a_restart() {
     let (_, list) = server.get("/_matrix/client/v3/devices", Some(&phone)).await;
     assert_eq!(laptop_seen(&list), json!(logged_in_at + 60_000));
 }
+
+/// Clients send `DELETE /devices/{id}` without a body first, to learn the flows.
+#[tokio::test]
+async fn deleting_a_device_without_a_body_asks_for_uia() {
+    let server = TestServer::spawn().await;
+    let (phone, _) = user_with_two_devices(&server).await;
+    let response = server
+        .http
+        .delete(format!("{}/_matrix/client/v3/devices/LAPTOP", server.base))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .expect("request is sent");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        challenge["flows"],
+        json!([{"stages": ["m.login.password"]}])
+    );
+    let body = json!({"auth": password_auth(&challenge["session"])});
+    let (status, answer) = server
+        .request(
+            Method::DELETE,
+            "/_matrix/client/v3/devices/LAPTOP",
+            Some(&phone),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// `PUT /devices/{id}` with `{}` leaves the name as it is; only a given `display_name` changes it.
+#[tokio::test]
+async fn renaming_without_a_name_keeps_the_name() {
+    let server = TestServer::spawn().await;
+    let (phone, _) = user_with_two_devices(&server).await;
+    let (status, _) = server
+        .request(
+            Method::PUT,
+            "/_matrix/client/v3/devices/LAPTOP",
+            Some(&phone),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, laptop) = server
+        .get("/_matrix/client/v3/devices/LAPTOP", Some(&phone))
+        .await;
+    assert_eq!(laptop["display_name"], "Laptop");
+    let (status, _) = server
+        .request(
+            Method::PUT,
+            "/_matrix/client/v3/devices/NOSUCH",
+            Some(&phone),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Device IDs a client asks for are at most 255 bytes of printable characters.
+#[tokio::test]
+async fn device_ids_must_be_short_and_printable() {
+    let server = TestServer::spawn().await;
+    let (phone, _) = user_with_two_devices(&server).await;
+    for device_id in [
+        "A".repeat(256),
+        "NUL\u{0}BYTE".to_owned(),
+        "TAB\tHERE".to_owned(),
+    ] {
+        let login = json!({"type": "m.login.password", "user": "dev", "password": "password123",
+            "device_id": device_id});
+        assert_error(
+            &server.post("/_matrix/client/v3/login", None, &login).await,
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+        );
+        let register = json!({"username": format!("u{}", device_id.len()), "password": "password123",
+            "device_id": device_id, "auth": {"type": "m.login.dummy"}});
+        assert_error(
+            &server
+                .post("/_matrix/client/v3/register", None, &register)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+        );
+    }
+    // None was created; looking one up finds nothing.
+    let long = format!("/_matrix/client/v3/devices/{}", "A".repeat(256));
+    assert_error(
+        &server.get(&long, Some(&phone)).await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+    );
+    let (_, list) = server.get("/_matrix/client/v3/devices", Some(&phone)).await;
+    assert_eq!(list["devices"].as_array().map(Vec::len), Some(2));
+}

@@ -158,3 +158,29 @@ async fn a_guest_upgrades_to_a_full_account_under_its_own_name() {
         "M_FORBIDDEN",
     );
 }
+
+/// "All parameters in the request body with the exception of `initial_device_display_name` MUST
+/// BE ignored by the server. The server MUST pick a `device_id` for the account regardless of
+/// input." (spec, guest registration)
+#[tokio::test]
+async fn guest_registration_ignores_everything_but_the_device_name() {
+    let server = guest_server().await;
+    let body = json!({"username": "chosen", "password": "password123", "device_id": "MINE",
+        "inhibit_login": true, "refresh_token": true, "initial_device_display_name": "Guest phone"});
+    let (status, guest) = server
+        .post(&format!("{REGISTER}?kind=guest"), None, &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{guest}");
+    assert_ne!(guest["user_id"], "@chosen:localhost");
+    assert_ne!(guest["device_id"], "MINE");
+    let token = guest["access_token"]
+        .as_str()
+        .expect("a session despite inhibit_login");
+    assert!(guest.get("refresh_token").is_none(), "{guest}");
+    let path = format!(
+        "/_matrix/client/v3/devices/{}",
+        guest["device_id"].as_str().unwrap()
+    );
+    let (_, device) = server.get(&path, Some(token)).await;
+    assert_eq!(device["display_name"], "Guest phone");
+}
