@@ -133,7 +133,7 @@ pub fn build_with_events(
     let stages: Vec<Box<dyn Stage>> = vec![
         Box::new(EmailIdentity::new(threepids.clone())),
         Box::new(Dummy),
-        Box::new(Password::new(verifier, limiter.clone())),
+        Box::new(Password::new(verifier, threepids.clone(), limiter.clone())),
         Box::new(RegistrationToken::new(registration_tokens.clone())),
         Box::new(Terms::new(config.registration.terms.clone())),
         Box::new(Recaptcha::new(config.registration.recaptcha.clone())),

@@ -38,6 +38,11 @@ impl PasswordVerifier {
         }
     }
 
+    /// The user of this server that `user` (a localpart or a user ID) names, if it names one.
+    pub fn user_id(&self, user: &str) -> Option<OwnedUserId> {
+        user_id::user_id_for_login(user, &self.server_name)
+    }
+
     /// Checks `password` for the user named by `user` (localpart or user ID).
     pub async fn verify(
         &self,

@@ -21,17 +21,63 @@ use crate::{
     },
 };
 
-/// `m.login.password`: the requesting user proves they know their password.
+/// `m.login.password`: the requesting user proves they know their password. The user may be
+/// named as at `/login`: an `m.id.user` or an email `m.id.thirdparty` identifier, or the
+/// deprecated top-level `user` or `medium`/`address`; naming another user than the
+/// authenticated one is refused outright (403), not retried.
 pub struct Password {
     verifier: PasswordVerifier,
+    threepids: Threepids,
     limiter: RateLimiter,
 }
 
 impl Password {
-    /// The stage, checking passwords through the account service.
-    pub fn new(verifier: PasswordVerifier, limiter: RateLimiter) -> Self {
-        Self { verifier, limiter }
+    /// The stage, checking passwords through the verifier and email owners through the
+    /// third-party identifier service.
+    pub fn new(verifier: PasswordVerifier, threepids: Threepids, limiter: RateLimiter) -> Self {
+        Self {
+            verifier,
+            threepids,
+            limiter,
+        }
     }
+
+    /// Who `auth` names: a user (localpart or ID), an email address, or nobody (the
+    /// authenticated user is meant).
+    fn named<'a>(auth: &'a Map<String, Value>) -> Result<Named<'a>, StageFailure> {
+        let email = |medium: Option<&str>, address: Option<&'a str>| match medium {
+            Some("email") => address.map(Named::Email).ok_or_else(|| {
+                failure(StageFailureKind::MissingParam, "Missing parameter: address")
+            }),
+            _ => Err(forbidden("Only email addresses can name a user here")),
+        };
+        match auth.get("identifier").and_then(Value::as_object) {
+            Some(identifier) => match string_field(identifier, "type") {
+                Some("m.id.user") => {
+                    Ok(string_field(identifier, "user").map_or(Named::Nobody, Named::User))
+                }
+                Some("m.id.thirdparty") => email(
+                    string_field(identifier, "medium"),
+                    string_field(identifier, "address"),
+                ),
+                _ => Err(forbidden("Unsupported identifier type")),
+            },
+            None if auth.contains_key("medium") => {
+                email(string_field(auth, "medium"), string_field(auth, "address"))
+            }
+            None => Ok(string_field(auth, "user").map_or(Named::Nobody, Named::User)),
+        }
+    }
+}
+
+/// Who a password stage names.
+enum Named<'a> {
+    /// The authenticated user, by default.
+    Nobody,
+    /// A localpart or user ID.
+    User(&'a str),
+    /// An email address attached to an account.
+    Email(&'a str),
 }
 
 #[async_trait]
@@ -47,17 +93,36 @@ impl Stage for Password {
                 "Missing parameter: password",
             ));
         };
-        let named_user = match auth.get("identifier").and_then(Value::as_object) {
-            Some(identifier) if string_field(identifier, "type") == Some("m.id.user") => {
-                string_field(identifier, "user")
-            }
-            Some(_) => return Err(forbidden("Only m.id.user identifiers are supported")),
-            None => string_field(auth, "user"),
-        };
+        let named = Self::named(auth)?;
         let Some(requester) = context.user else {
             return Err(forbidden(
                 "Password authentication needs an authenticated user",
             ));
+        };
+        let user = match named {
+            Named::Nobody => requester.to_string(),
+            Named::User(user) => {
+                if self
+                    .verifier
+                    .user_id(user)
+                    .is_some_and(|named| named != requester)
+                {
+                    return Err(failure(
+                        StageFailureKind::OtherUser,
+                        "The authentication names another user than the access token",
+                    ));
+                }
+                user.to_owned()
+            }
+            // An address nobody has (or another user's) fails like a wrong password, so the
+            // answer does not tell whose address it is.
+            Named::Email(address) => match self.threepids.email_owner(address).await {
+                Ok(owner) => owner.map(String::from).unwrap_or_default(),
+                Err(err) => {
+                    tracing::error!(error = %err, "password stage failed");
+                    return Err(unavailable());
+                }
+            },
         };
         if let Err(RateLimitError::Limited { retry_after_ms }) = self
             .limiter
@@ -69,10 +134,9 @@ impl Stage for Password {
                 format!("Too many password attempts; retry in {retry_after_ms} ms"),
             ));
         }
-        let user = named_user.unwrap_or(requester.as_str());
         match self
             .verifier
-            .verify(user, SecretString::from(password.to_owned()))
+            .verify(&user, SecretString::from(password.to_owned()))
             .await
         {
             Ok(user_id) if user_id == requester => Ok(None),

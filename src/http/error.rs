@@ -335,7 +335,10 @@ impl From<UiaError> for MatrixError {
             UiaError::OperationChanged => {
                 Self::forbidden("This authentication session was started for a different request")
             }
-            UiaError::Store(err) => Self::internal(err),
+            UiaError::OtherUser => {
+                Self::forbidden("The authentication names another user than the access token")
+            }
+            UiaError::Store(err) => Self::internal(error_chain(&err)),
         }
     }
 }
@@ -346,6 +349,7 @@ pub fn stage_errcode(kind: StageFailureKind) -> &'static str {
         StageFailureKind::Forbidden => "M_FORBIDDEN",
         StageFailureKind::MissingParam => "M_MISSING_PARAM",
         StageFailureKind::LimitExceeded => "M_LIMIT_EXCEEDED",
+        StageFailureKind::OtherUser => "M_FORBIDDEN",
         StageFailureKind::Unauthorized => "M_UNAUTHORIZED",
         StageFailureKind::ServerNotTrusted => "M_SERVER_NOT_TRUSTED",
         StageFailureKind::ThreepidAuthFailed => "M_THREEPID_AUTH_FAILED",

@@ -99,6 +99,9 @@ where
             Body::Object | Body::OptionalObject => parse_object(&bytes, T::REQUIRED_FIELDS)?,
             Body::None => Value::Null,
         };
+        if let Some(for_ruma) = with_identifier(&json) {
+            bytes = axum::body::Bytes::from(for_ruma.to_string());
+        }
         let http_request = axum::http::Request::from_parts(parts.clone(), bytes.as_ref());
         let path_args: Vec<&str> = path_args.iter().map(String::as_str).collect();
         let body =
@@ -110,6 +113,26 @@ where
         };
         Ok(Self { body, raw })
     }
+}
+
+/// The body with its `m.login.password` UIA stage in the shape ruma's types require, when the
+/// client used a deprecated one: the top-level `user`, or `medium` and `address`, become an
+/// `identifier`. The UIA stage reads the body as sent; only ruma gets this copy.
+fn with_identifier(json: &Value) -> Option<Value> {
+    let auth = json.get("auth")?.as_object()?;
+    if auth.get("type")?.as_str()? != "m.login.password" || auth.contains_key("identifier") {
+        return None;
+    }
+    let identifier = match (auth.get("user"), auth.get("medium"), auth.get("address")) {
+        (Some(user), _, _) => serde_json::json!({ "type": "m.id.user", "user": user }),
+        (None, Some(medium), Some(address)) => {
+            serde_json::json!({ "type": "m.id.thirdparty", "medium": medium, "address": address })
+        }
+        _ => return None,
+    };
+    let mut json = json.clone();
+    json["auth"]["identifier"] = identifier;
+    Some(json)
 }
 
 fn describe_ruma_error(err: FromHttpRequestError) -> MatrixError {

@@ -45,6 +45,9 @@ pub enum StageFailureKind {
     MissingParam,
     /// Too many attempts.
     LimitExceeded,
+    /// The stage names another user than the one the request is authenticated as: the
+    /// operation is refused outright rather than retried.
+    OtherUser,
     /// The verification session is unknown, expired or not yet validated.
     Unauthorized,
     /// The identity server named is not trusted by this server.

@@ -77,6 +77,9 @@ pub enum UiaError {
     /// The session was started for another operation, user or request body.
     #[error("this authentication session was started for a different request")]
     OperationChanged,
+    /// A stage named another user than the one the request is authenticated as.
+    #[error("the authentication names another user")]
+    OtherUser,
     /// The sessions could not be read or written.
     #[error("UIA session storage failed")]
     Store(#[from] StoreError),
@@ -243,6 +246,9 @@ impl Uia {
                         .await?;
                     completed = progress.completed;
                     data = parse_values(&progress.values);
+                }
+                Err(failure) if failure.kind == StageFailureKind::OtherUser => {
+                    return Err(UiaError::OtherUser);
                 }
                 Err(failure) => {
                     return Err(self.challenge(

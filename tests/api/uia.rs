@@ -137,3 +137,60 @@ async fn multi_stage_flow_reports_progress_and_failures() {
         "M_UNRECOGNIZED",
     );
 }
+
+/// The deprecated shapes of an `m.login.password` stage are accepted in every UIA password
+/// stage, as at `/login`: a top-level `user` (localpart or user ID) and `medium`/`address`.
+#[tokio::test]
+async fn deprecated_password_stage_shapes_are_accepted() {
+    let server = TestServer::spawn().await;
+    let alice = server.register("alice", "password123").await;
+    let token = alice["access_token"].as_str();
+    let shapes = [
+        json!({"type": "m.login.password", "user": "alice", "password": "password123"}),
+        json!({"type": "m.login.password", "user": "@alice:localhost", "password": "password123"}),
+    ];
+    for shape in shapes {
+        let change = json!({"new_password": "password123", "logout_devices": false});
+        let (status, challenge) = server
+            .post("/_matrix/client/v3/account/password", token, &change)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+        let mut change = change;
+        change["auth"] = shape.clone();
+        change["auth"]["session"] = challenge["session"].clone();
+        let (status, body) = server
+            .post("/_matrix/client/v3/account/password", token, &change)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{shape}: {body}");
+    }
+}
+
+/// A password stage that names another user than the access token's is refused outright
+/// (Complement: "DELETE /device/{deviceId} requires UI auth user to match device owner").
+#[tokio::test]
+async fn a_password_stage_naming_another_user_is_forbidden() {
+    let server = TestServer::spawn().await;
+    let alice = server.register("alice", "password123").await;
+    server.register("bob", "password456").await;
+    let token = alice["access_token"].as_str();
+    let path = format!(
+        "/_matrix/client/v3/devices/{}",
+        alice["device_id"].as_str().expect("device")
+    );
+    let (status, challenge) = server
+        .request(reqwest::Method::DELETE, &path, token, Some(&json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    let body = json!({"auth": {"type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "bob"}, "password": "password456",
+        "session": challenge["session"]}});
+    assert_error(
+        &server
+            .request(reqwest::Method::DELETE, &path, token, Some(&body))
+            .await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    let (status, _) = server.get("/_matrix/client/v3/account/whoami", token).await;
+    assert_eq!(status, StatusCode::OK, "the device was not deleted");
+}

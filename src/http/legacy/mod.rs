@@ -66,12 +66,12 @@ struct V1Submission {
 }
 
 impl V1Submission {
-    /// The `m.login.password` keys, or the seed's errors: no `type` is `M_MISSING_PARAM`,
-    /// another type is "Bad login type", missing keys are "Missing JSON keys".
+    /// The `m.login.password` keys, or the seed's errors: another type is "Bad login type",
+    /// missing keys are "Missing JSON keys". Seed 002's login takes no `type` at all (its
+    /// example is `{"username": …, "password": …}`), so none means `m.login.password`.
     fn password_keys(self) -> Result<(Option<String>, String), MatrixError> {
         match self.login_type.as_deref() {
-            None => return Err(MatrixError::missing_param("Missing parameter: type")),
-            Some(PASSWORD) => {}
+            None | Some(PASSWORD) => {}
             Some(_) => return Err(MatrixError::unknown("Bad login type")),
         }
         let password = self

@@ -97,6 +97,25 @@ pub const UNDOCUMENTED_ERRORS: &[UndocumentedError] = &[
         token_endpoints_only: true,
         reason: "account suspension applies to any authenticated action the server forbids",
     },
+    // User-Interactive Authentication: a session started for another request, or a password
+    // stage naming another user than the access token's, is refused with 403 `M_FORBIDDEN`
+    // (the spec's UIA section; Complement checks it on device deletion), on every endpoint
+    // that runs UIA, though their OpenAPI entries list only 200 and 401.
+    UndocumentedError {
+        method: "*",
+        templates: &[
+            "/_matrix/client/v3/devices/{deviceId}",
+            "/_matrix/client/v3/delete_devices",
+            "/_matrix/client/v3/account/password",
+            "/_matrix/client/v3/account/deactivate",
+            "/_matrix/client/v3/account/3pid/add",
+            "/_matrix/client/v1/login/get_token",
+        ],
+        status: 403,
+        errcodes: &["M_FORBIDDEN"],
+        token_endpoints_only: false,
+        reason: "UIA refuses a session of another request, or a stage naming another user",
+    },
     // The guest access module: endpoints not opened to guests answer 403
     // `M_GUEST_ACCESS_FORBIDDEN` (a common error code); the OpenAPI files do not repeat it.
     UndocumentedError {
