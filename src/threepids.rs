@@ -398,11 +398,6 @@ impl Threepids {
         Ok(validated)
     }
 
-    /// Forgets a verification session of this server once its proof has been used.
-    pub async fn forget_session(&self, sid: &str) -> Result<(), ThreepidError> {
-        Ok(self.store.delete_validation(sid).await?)
-    }
-
     /// The user an email address belongs to.
     pub async fn email_owner(&self, address: &str) -> Result<Option<OwnedUserId>, ThreepidError> {
         let owner = self

@@ -86,6 +86,9 @@ impl Accounts {
             .threepids
             .proven_by_session(&address.sid, &address.client_secret, EmailPurpose::Add)
             .await?;
+        let had = self
+            .has_address(&requester.user_id, &proven.address)
+            .await?;
         // The address is attached and its verification session spent together.
         let threepid = NewThreepid {
             medium: proven.medium.clone(),
@@ -101,11 +104,13 @@ impl Accounts {
             })?;
         tx.delete_validation(&address.sid).await?;
         tx.commit().await?;
-        self.report([AccountEvent::EmailAdded {
-            user_id: requester.user_id.clone(),
-            address: proven.address,
-        }])
-        .await;
+        if !had {
+            self.report([AccountEvent::EmailAdded {
+                user_id: requester.user_id.clone(),
+                address: proven.address,
+            }])
+            .await;
+        }
         Ok(())
     }
 
@@ -131,18 +136,37 @@ impl Accounts {
             validated_at_ms: validated.validated_at_ms,
             sid: None,
         };
+        let had = self
+            .has_address(&requester.user_id, &proven.address)
+            .await?;
         self.threepids.attach(&requester.user_id, &proven).await?;
-        self.report([AccountEvent::EmailAdded {
-            user_id: requester.user_id.clone(),
-            address: proven.address,
-        }])
-        .await;
+        if !had {
+            self.report([AccountEvent::EmailAdded {
+                user_id: requester.user_id.clone(),
+                address: proven.address,
+            }])
+            .await;
+        }
         if legacy.bind {
             self.threepids
                 .bind(&requester.user_id, session.credentials())
                 .await?;
         }
         Ok(())
+    }
+
+    /// Whether the user already has this (canonical) email address.
+    async fn has_address(
+        &self,
+        user_id: &ruma::UserId,
+        address: &str,
+    ) -> Result<bool, AccountError> {
+        Ok(self
+            .threepids
+            .list(user_id)
+            .await?
+            .iter()
+            .any(|threepid| threepid.medium == "email" && threepid.address == address))
     }
 
     /// Detaches an address from the caller's account (one it does not have is a success too)

@@ -101,15 +101,6 @@ impl Accounts {
             })
     }
 
-    /// Checks `password` for the user named by `user` (localpart or user ID).
-    pub async fn verify_password(
-        &self,
-        user: &str,
-        password: SecretString,
-    ) -> Result<OwnedUserId, AccountError> {
-        self.verifier.verify(user, password).await
-    }
-
     /// Changes the caller's password: refused for guests and when the configuration disables
     /// password changes, `M_WEAK_PASSWORD` before UIA for a password the policy rejects, then
     /// `m.login.password` UIA. With `logout_devices` every other session of the user ends; the
@@ -148,7 +139,7 @@ impl Accounts {
         logout_devices: bool,
         request: BoundRequest<'_>,
     ) -> Result<(), AccountError> {
-        if !self.threepids.sends_email() && !self.threepids.identity().has_trusted_servers() {
+        if !self.can_prove_addresses() {
             return Err(AccountError::NoPasswordReset);
         }
         let completed = self

@@ -106,8 +106,8 @@ impl Accounts {
         Ok(())
     }
 
-    /// After password UIA, deletes devices of the caller and every token issued to them;
-    /// unknown IDs are skipped (a device that is already gone is a success, as the spec
+    /// After password UIA, deletes devices of the caller and every token issued to them, in one
+    /// transaction; unknown IDs are skipped (a device that is already gone is a success, as the spec
     /// documents). Returns how many were deleted.
     pub async fn delete_devices(
         &self,
@@ -119,9 +119,9 @@ impl Accounts {
             .await?;
         let user_id = &requester.user_id;
         let mut deleted = Vec::new();
+        let mut tx = self.store.begin().await?;
         for device_id in device_ids {
-            if self
-                .store
+            if tx
                 .delete_device(user_id.as_str(), device_id.as_str())
                 .await?
             {
@@ -131,6 +131,7 @@ impl Accounts {
                 });
             }
         }
+        tx.commit().await?;
         let count = deleted.len();
         self.report(deleted).await;
         Ok(count)

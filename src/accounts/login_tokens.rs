@@ -54,7 +54,8 @@ impl Accounts {
     }
 
     /// Logs in with a login token, which is spent whether or not it was still valid; an
-    /// unknown, used or expired token is [`AccountError::InvalidLoginToken`].
+    /// unknown, used or expired token is [`AccountError::InvalidLoginToken`]. Spending the token
+    /// and opening the session are one transaction.
     pub async fn login_with_token(
         &self,
         token: &str,
@@ -64,24 +65,32 @@ impl Accounts {
         self.limiter
             .take(Limit::LoginPerIp, device.ip.as_deref())
             .await?;
-        let user_id = self
-            .store
+        let mut tx = self.store.begin().await?;
+        let owner = tx
             .take_login_token(&tokens::digest(token), self.clock.now_ms())
-            .await?
-            .ok_or(AccountError::InvalidLoginToken)?;
-        let user = self
-            .store
-            .find_user(&user_id)
-            .await?
-            .ok_or(AccountError::InvalidLoginToken)?;
-        if user.deactivated_at_ms.is_some() {
-            return Err(AccountError::Deactivated);
+            .await?;
+        let account = match &owner {
+            Some(user_id) => tx.find_user(user_id).await?,
+            None => None,
+        };
+        let refusal = match &account {
+            None => Some(AccountError::InvalidLoginToken),
+            Some(account) if account.deactivated_at_ms.is_some() => Some(AccountError::Deactivated),
+            Some(account) if account.locked => Some(AccountError::Locked),
+            Some(_) => None,
+        };
+        if let Some(refusal) = refusal {
+            // The token is spent all the same.
+            tx.commit().await?;
+            return Err(refusal);
         }
-        if user.locked {
-            return Err(AccountError::Locked);
-        }
-        let user_id = UserId::parse(user_id)?;
-        let issued = self.open_session(&user_id, device).await?;
+        let user_id = UserId::parse(owner.unwrap_or_default())?;
+        let (login, issued) = self.new_login(device, self.clock.now_ms());
+        let event = self.session_opened(&user_id, &login, &issued);
+        tx.start_login(user_id.as_str(), login).await?;
+        tx.commit().await?;
+        metrics::counter!("vestibule_logins_total").increment(1);
+        self.report([event]).await;
         Ok((user_id, issued))
     }
 

@@ -90,18 +90,27 @@ impl Accounts {
         restriction: Restriction,
         active: bool,
     ) -> Result<(), AccountError> {
-        if !self
-            .store
-            .set_restriction(
-                user_id.as_str(),
-                restriction.stored(),
-                active,
-                self.clock.now_ms(),
-            )
+        let mut tx = self.store.begin().await?;
+        let account = tx
+            .find_user(user_id.as_str())
             .await?
-        {
-            return Err(AccountError::NoSuchUser);
+            .ok_or(AccountError::NoSuchUser)?;
+        let in_force = match restriction {
+            Restriction::Locked => account.locked,
+            Restriction::Suspended => account.suspended,
+        };
+        if in_force == active {
+            // Nothing changes, so nothing is reported.
+            return Ok(());
         }
+        tx.set_restriction(
+            user_id.as_str(),
+            restriction.stored(),
+            active,
+            self.clock.now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
         self.report([restriction.event(user_id, active)]).await;
         Ok(())
     }

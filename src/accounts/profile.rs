@@ -145,6 +145,11 @@ impl Accounts {
         if let Some(value) = value {
             check_value(field, value)?;
         }
+        let before = self
+            .store
+            .profile(user_id.as_str())
+            .await?
+            .and_then(|mut profile| profile.remove(field.as_str()));
         match self
             .store
             .set_profile_field(user_id.as_str(), field.as_str(), value, MAX_PROFILE_BYTES)
@@ -153,6 +158,10 @@ impl Accounts {
             ProfileWrite::Saved => {}
             ProfileWrite::TooLarge => return Err(AccountError::ProfileTooLarge),
             ProfileWrite::NoSuchUser => return Err(AccountError::NoSuchUser),
+        }
+        if before.as_ref() == value {
+            // Nothing changed, so nothing is reported.
+            return Ok(());
         }
         let text = value.and_then(Value::as_str).map(str::to_owned);
         let event = match field.as_str() {

@@ -550,6 +550,14 @@ impl Accounts {
         let now_ms = self.clock.now_ms();
         let (login, issued) = login.map(|device| self.new_login(device, now_ms)).unzip();
         let device = device_event(&guest.user_id, login.as_ref());
+        let emails: Vec<AccountEvent> = extras
+            .threepids
+            .iter()
+            .map(|threepid| AccountEvent::EmailAdded {
+                user_id: guest.user_id.clone(),
+                address: threepid.address.clone(),
+            })
+            .collect();
         let upgrade = crate::store::GuestUpgrade {
             user_id: guest.user_id.to_string(),
             password_hash,
@@ -575,7 +583,8 @@ impl Accounts {
         let upgraded = AccountEvent::GuestUpgraded {
             user_id: guest.user_id.clone(),
         };
-        self.report([upgraded].into_iter().chain(device)).await;
+        self.report([upgraded].into_iter().chain(emails).chain(device))
+            .await;
         Ok(issued)
     }
 

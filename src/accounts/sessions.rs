@@ -75,16 +75,25 @@ impl Accounts {
         device: DeviceRequest,
     ) -> Result<IssuedSession, AccountError> {
         let (login, issued) = self.new_login(device, self.clock.now_ms());
-        let display_name = login.display_name.clone();
+        let event = self.session_opened(user_id, &login, &issued);
         self.store.start_login(user_id.as_str(), login).await?;
         metrics::counter!("vestibule_logins_total").increment(1);
-        self.report([AccountEvent::DeviceCreated {
+        self.report([event]).await;
+        Ok(issued)
+    }
+
+    /// The event for a device session being opened.
+    pub(crate) fn session_opened(
+        &self,
+        user_id: &UserId,
+        login: &NewLogin,
+        issued: &IssuedSession,
+    ) -> AccountEvent {
+        AccountEvent::DeviceCreated {
             user_id: user_id.to_owned(),
             device_id: issued.device_id.clone(),
-            display_name,
-        }])
-        .await;
-        Ok(issued)
+            display_name: login.display_name.clone(),
+        }
     }
 
     /// The tokens of a new device session: what the store keeps (digests) and what the client
@@ -239,17 +248,16 @@ pub(super) async fn end_sessions(
     user_id: &UserId,
     keep: Option<&DeviceId>,
 ) -> Result<Vec<AccountEvent>, AccountError> {
-    let devices = tx.list_devices(user_id.as_str()).await?;
-    tx.delete_all_devices(user_id.as_str(), keep.map(DeviceId::as_str))
+    let deleted = tx
+        .delete_all_devices(user_id.as_str(), keep.map(DeviceId::as_str))
         .await?;
     tx.delete_login_tokens_of(user_id.as_str()).await?;
     tx.delete_openid_tokens_of(user_id.as_str()).await?;
-    Ok(devices
+    Ok(deleted
         .into_iter()
-        .filter(|device| keep.is_none_or(|keep| keep.as_str() != device.device_id))
-        .map(|device| AccountEvent::DeviceDeleted {
+        .map(|device_id| AccountEvent::DeviceDeleted {
             user_id: user_id.to_owned(),
-            device_id: device.device_id.into(),
+            device_id: device_id.into(),
         })
         .collect())
 }

@@ -25,16 +25,6 @@ pub(super) async fn list_devices(
 }
 
 impl StoreTx {
-    /// All devices of a user as this unit of work sees them, ordered by device ID (for a use
-    /// case that must say which sessions it ended).
-    pub(crate) async fn list_devices(
-        &mut self,
-        user_id: &str,
-    ) -> Result<Vec<DeviceRecord>, StoreError> {
-        let dialect = self.dialect;
-        list_devices(self.conn(), dialect, user_id).await
-    }
-
     /// Deletes a device and every token issued to it; `false` if it did not exist.
     #[tracing::instrument(skip_all, name = "db.delete_device")]
     pub(crate) async fn delete_device(
@@ -50,26 +40,26 @@ impl StoreTx {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Deletes every device (and their tokens) of a user except `keep_device_id`; returns how
-    /// many devices were deleted. The user's login tokens and OpenID tokens are not devices':
-    /// a use case that ends every session deletes them too
-    /// ([`StoreTx::delete_login_tokens_of`], [`StoreTx::delete_openid_tokens_of`]).
+    /// Deletes every device (and their tokens) of a user except `keep_device_id`; returns the
+    /// IDs of the devices it deleted (read by the same statement, so none is missed). The
+    /// user's login tokens and OpenID tokens are not devices': a use case that ends every
+    /// session deletes them too ([`StoreTx::delete_login_tokens_of`],
+    /// [`StoreTx::delete_openid_tokens_of`]).
     #[tracing::instrument(skip_all, name = "db.delete_all_devices")]
     pub(crate) async fn delete_all_devices(
         &mut self,
         user_id: &str,
         keep_device_id: Option<&str>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let query = format!(
-            "DELETE FROM devices WHERE user_id = $1 AND device_id {} $2",
+            "DELETE FROM devices WHERE user_id = $1 AND device_id {} $2 RETURNING device_id",
             self.dialect.distinct_from()
         );
-        let result = sqlx::query(sqlx::AssertSqlSafe(query))
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(query))
             .bind(user_id)
             .bind(keep_device_id)
-            .execute(self.conn())
-            .await?;
-        Ok(result.rows_affected())
+            .fetch_all(self.conn())
+            .await?)
     }
 
     /// Sets (or with `None` clears) a device's display name; `false` if there is no such device.

@@ -106,7 +106,8 @@ impl Store for SqlStore {
         keep_device_id: Option<&str>,
     ) -> Result<u64, StoreError> {
         let mut conn = self.autocommit().await?;
-        conn.delete_all_devices(user_id, keep_device_id).await
+        let deleted = conn.delete_all_devices(user_id, keep_device_id).await?;
+        Ok(u64::try_from(deleted.len()).unwrap_or(u64::MAX))
     }
 
     async fn rename_device(

@@ -140,6 +140,18 @@ async fn sessions_devices_and_profile_on_v3_and_r0() {
         ]
     );
 
+    // Setting the same display name again changes nothing and reports nothing.
+    let (status, _) = server
+        .request(
+            Method::PUT,
+            "/_matrix/client/v3/profile/@alice:localhost/displayname",
+            token,
+            Some(&json!({"displayname": "Alice"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.events.take(), []);
+
     // A refused change reports nothing.
     let (status, _) = server
         .request(
@@ -352,6 +364,8 @@ async fn administrators_and_the_operator_cli_report_their_changes() {
 
     let token = root["access_token"].as_str();
     for (path, body) in [
+        ("lock", json!({"locked": true})),
+        // Locking a locked account changes nothing and reports nothing.
         ("lock", json!({"locked": true})),
         ("lock", json!({"locked": false})),
         ("suspend", json!({"suspended": true})),
