@@ -4,12 +4,14 @@
 //! [`Accounts::complete_registration`], so what a completed UIA session proved (terms, a
 //! registration token, an email address) is recorded the same way everywhere.
 
-use ruma::{OwnedUserId, UserId};
+use ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    AccountError, Accounts, DeviceRequest, IssuedSession, Requester, events::AccountEvent, user_id,
+    AccountError, Accounts, DeviceRequest, IssuedSession, Requester, devices, events::AccountEvent,
+    user_id,
 };
 use crate::{
     identity::SessionCredentials,
@@ -30,14 +32,24 @@ const V1_PATH: &str = "/_matrix/client/api/v1/register";
 /// Where the user chosen in a v1 stage is remembered in the session.
 const V1_CHOSEN_USER: &str = "v1.user";
 
-/// A user registration as the current API (and v2_alpha) submits it.
+/// Where a registration's parameters are remembered in its UIA session.
+const REGISTRATION_PARAMS: &str = "register.params";
+
+/// A user registration as the current API (and v2_alpha) submits it. Every parameter may be
+/// left out of a request: what an earlier request of the same UIA session gave is used.
 pub struct RegistrationInput<'a> {
-    /// The requested username (localpart or user ID); generated when absent.
+    /// The requested username (localpart or user ID); generated when absent throughout.
     pub username: Option<String>,
-    /// The password; required.
+    /// The password; needed once the flow is complete.
     pub password: Option<String>,
-    /// The first device, unless login is inhibited.
-    pub login: Option<DeviceRequest>,
+    /// The device ID to reuse or create; generated when absent throughout.
+    pub device_id: Option<OwnedDeviceId>,
+    /// The new device's display name.
+    pub initial_device_display_name: Option<String>,
+    /// Whether to skip the first session (`inhibit_login`), if the request says.
+    pub inhibit_login: Option<bool>,
+    /// Whether the client wants a refresh token, if the request says.
+    pub refresh_token: Option<bool>,
     /// The client's IP address, for the registration rate limit.
     pub ip: Option<String>,
     /// The access token of a guest account to upgrade into this full account.
@@ -89,6 +101,49 @@ pub struct V1Registration {
     pub ip: Option<String>,
 }
 
+/// What a registration's UIA session remembers between requests: the parameters given so far,
+/// the password only as its argon2id hash.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RememberedRegistration {
+    username: Option<String>,
+    password_hash: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+    inhibit_login: Option<bool>,
+    refresh_token: Option<bool>,
+}
+
+impl RememberedRegistration {
+    /// What was remembered, updated with what this request gives.
+    fn update(self, input: &RegistrationInput<'_>, password_hash: Option<String>) -> Self {
+        Self {
+            username: input.username.clone().or(self.username),
+            password_hash: password_hash.or(self.password_hash),
+            device_id: input
+                .device_id
+                .as_ref()
+                .map(ToString::to_string)
+                .or(self.device_id),
+            initial_device_display_name: input
+                .initial_device_display_name
+                .clone()
+                .or(self.initial_device_display_name),
+            inhibit_login: input.inhibit_login.or(self.inhibit_login),
+            refresh_token: input.refresh_token.or(self.refresh_token),
+        }
+    }
+
+    /// The first device, unless login is inhibited.
+    fn login(&self, ip: Option<String>) -> Option<DeviceRequest> {
+        (!self.inhibit_login.unwrap_or(false)).then(|| DeviceRequest {
+            device_id: self.device_id.as_deref().map(Into::into),
+            display_name: self.initial_device_display_name.clone(),
+            ip,
+            refresh_token: self.refresh_token.unwrap_or(false),
+        })
+    }
+}
+
 /// Who a completed registration creates the account for.
 enum Registrant {
     /// A new account, under this username (generated when absent).
@@ -100,14 +155,19 @@ enum Registrant {
 impl Accounts {
     /// Registers a full account through the configured UIA flows: the name
     /// (`M_INVALID_USERNAME`, `M_EXCLUSIVE`, `M_USER_IN_USE`) and the password policy are
-    /// checked before UIA, as the spec requires; once a flow is complete the account, its
-    /// first session and what the stages proved are written in one transaction. With a
-    /// `guest_access_token` the guest's own account becomes the full account (the spec's guest
-    /// upgrade: `username` must be the guest's localpart).
+    /// checked before UIA, as the spec requires, when given; a request without them (a
+    /// client learning the flows with `{}`) gets the challenge. The session remembers what
+    /// each request gave (the password as its argon2id hash), so a later request may leave
+    /// it out, add what was missing, or change the username while no stage is complete. Once
+    /// a flow is complete, a password must be known (else 400 `M_MISSING_PARAM`, and the
+    /// session stays open for a request with one); the account, its first session and what
+    /// the stages proved are then written in one transaction. With a `guest_access_token` the
+    /// guest's own account becomes the full account (the spec's guest upgrade: `username` must
+    /// be the guest's localpart).
     pub async fn register(&self, input: RegistrationInput<'_>) -> Result<Registered, AccountError> {
         self.check_registration_open()?;
-        if let Some(device) = &input.login {
-            device.check()?;
+        if let Some(device_id) = &input.device_id {
+            devices::check_device_id(device_id)?;
         }
         self.limiter
             .take(Limit::RegisterPerIp, input.ip.as_deref())
@@ -124,30 +184,66 @@ impl Accounts {
             (None, Some(username)) => Some(self.check_new_user_id(Some(username)).await?),
             (None, None) => None,
         };
-        let password = SecretString::from(
-            input
-                .password
-                .ok_or(AccountError::MissingParam("password"))?,
-        );
-        self.check_new_password(&password, requested.as_deref())?;
-        let completed = self
-            .uia
-            .authenticate(Operation {
-                action: Action::Register,
-                request: input.request,
-                user: None,
-                flows: &self.settings.registration_flows,
-            })
+        let password_hash = match &input.password {
+            Some(password) => {
+                let password = SecretString::from(password.clone());
+                self.check_new_password(&password, requested.as_deref())?;
+                Some(self.hasher.hash(password).await?)
+            }
+            None => None,
+        };
+        let flows = &self.settings.registration_flows;
+        let operation = Operation {
+            action: Action::Register,
+            request: input.request,
+            user: None,
+            flows,
+        };
+        let progress = self.uia.advance(&operation).await?;
+        let remembered: RememberedRegistration = progress
+            .data
+            .get(REGISTRATION_PARAMS)
+            .and_then(|value| serde_json::from_value(value.clone()).ok())
+            .unwrap_or_default();
+        let attempted = input
+            .request
+            .body
+            .get("auth")
+            .and_then(|auth| auth.get("type"))
+            .and_then(Value::as_str);
+        let completed_before = progress
+            .completed
+            .iter()
+            .any(|stage| Some(stage.as_str()) != attempted);
+        if completed_before
+            && input.username.is_some()
+            && remembered.username.is_some()
+            && input.username != remembered.username
+        {
+            return Err(AccountError::Forbidden(
+                "The username cannot change once an authentication stage is complete",
+            ));
+        }
+        let params = remembered.update(&input, password_hash);
+        let value = serde_json::to_value(&params).unwrap_or_default();
+        self.uia
+            .remember(&progress, REGISTRATION_PARAMS, value)
             .await?;
+        self.uia.require_complete(flows, &progress)?;
+        let password_hash = params
+            .password_hash
+            .clone()
+            .ok_or(AccountError::MissingParam("password"))?;
+        let completed = self.uia.consume(progress).await?;
         let registrant = match guest {
             Some(guest) => Registrant::Guest(guest),
-            None => Registrant::New(input.username),
+            None => Registrant::New(params.username.clone()),
         };
         self.complete_registration(
             registrant,
-            password,
+            password_hash,
             Some(completed),
-            input.login,
+            params.login(input.ip),
             input.bind_email,
         )
         .await
@@ -196,9 +292,10 @@ impl Accounts {
     ) -> Result<OwnedUserId, AccountError> {
         let user_id = self.check_new_user_id(Some(username)).await?;
         self.check_new_password(&password, Some(&user_id))?;
+        let password_hash = self.hasher.hash(password).await?;
         self.create_account(
             &user_id,
-            Some(password),
+            Some(password_hash),
             false,
             None,
             RegistrationExtras::default(),
@@ -299,6 +396,7 @@ impl Accounts {
         };
         let password = SecretString::from(input.password);
         self.check_new_password(&password, requested.as_deref())?;
+        let password_hash = self.hasher.hash(password).await?;
         let completed = if has_session {
             let completed = self
                 .uia
@@ -318,7 +416,7 @@ impl Accounts {
             ip: input.ip,
             ..DeviceRequest::default()
         });
-        self.complete_registration(Registrant::New(user), password, completed, login, true)
+        self.complete_registration(Registrant::New(user), password_hash, completed, login, true)
             .await
     }
 
@@ -422,7 +520,7 @@ impl Accounts {
     async fn complete_registration(
         &self,
         registrant: Registrant,
-        password: SecretString,
+        password_hash: String,
         completed: Option<Completed>,
         login: Option<DeviceRequest>,
         bind_email: bool,
@@ -438,7 +536,7 @@ impl Accounts {
         let spent_session = proofs.email.as_ref().and_then(|email| email.sid.as_deref());
         let result = match registrant {
             Registrant::Guest(guest) => self
-                .upgrade_guest(&guest, password, extras, login, spent_session)
+                .upgrade_guest(&guest, password_hash, extras, login, spent_session)
                 .await
                 .map(|session| Registered {
                     user_id: guest.user_id,
@@ -451,7 +549,7 @@ impl Accounts {
                     Ok(user_id) => self
                         .create_account(
                             &user_id,
-                            Some(password),
+                            Some(password_hash),
                             false,
                             login,
                             extras,
@@ -484,19 +582,12 @@ impl Accounts {
     async fn create_account(
         &self,
         user_id: &UserId,
-        password: Option<SecretString>,
+        password_hash: Option<String>,
         is_guest: bool,
         login: Option<DeviceRequest>,
         mut extras: RegistrationExtras,
         spent_session: Option<&str>,
     ) -> Result<Option<IssuedSession>, AccountError> {
-        let password_hash = match password {
-            Some(password) => {
-                self.check_new_password(&password, Some(user_id))?;
-                Some(self.hasher.hash(password).await?)
-            }
-            None => None,
-        };
         let now_ms = self.clock.now_ms();
         let (login, issued) = login.map(|device| self.new_login(device, now_ms)).unzip();
         if extras.displayname.is_none() {
@@ -540,13 +631,11 @@ impl Accounts {
     async fn upgrade_guest(
         &self,
         guest: &Requester,
-        password: SecretString,
+        password_hash: String,
         extras: RegistrationExtras,
         login: Option<DeviceRequest>,
         spent_session: Option<&str>,
     ) -> Result<Option<IssuedSession>, AccountError> {
-        self.check_new_password(&password, Some(&guest.user_id))?;
-        let password_hash = self.hasher.hash(password).await?;
         let now_ms = self.clock.now_ms();
         let (login, issued) = login.map(|device| self.new_login(device, now_ms)).unzip();
         let device = device_event(&guest.user_id, login.as_ref());

@@ -13,7 +13,7 @@ use super::{
     ruma::{Ruma, RumaResponse},
 };
 use crate::{
-    accounts::{AccountError, DeviceRequest, Registered, RegistrationInput},
+    accounts::{AccountError, Registered, RegistrationInput},
     app::AppState,
     http::error::MatrixError,
 };
@@ -41,18 +41,16 @@ pub async fn register(
                 .await?
         }
         RegistrationKind::User => {
-            let device = DeviceRequest {
-                device_id: body.device_id,
-                display_name: body.initial_device_display_name,
-                ip: ip.clone(),
-                refresh_token: body.refresh_token,
-            };
-            let login = (!body.inhibit_login).then_some(device);
+            // ruma reads an absent flag as false; the session remembers only what was sent.
+            let given = |flag| raw.json.get(flag).is_some();
             let input = RegistrationInput {
                 ip,
                 username: body.username,
                 password: body.password,
-                login,
+                device_id: body.device_id,
+                initial_device_display_name: body.initial_device_display_name,
+                inhibit_login: given("inhibit_login").then_some(body.inhibit_login),
+                refresh_token: given("refresh_token").then_some(body.refresh_token),
                 guest_access_token: body.guest_access_token,
                 bind_email: false,
                 request: raw.bound(),

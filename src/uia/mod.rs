@@ -47,6 +47,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether a session is bound to the request body (without `auth`) as well as to method,
+    /// path and user: everywhere the body says what is authorised (the new password, the
+    /// device, the address, erasure). A registration is not, so that clients can first learn
+    /// the flows with an empty body and later requests may add or leave out parameters the
+    /// session remembers.
+    fn binds_body(self) -> bool {
+        !matches!(self, Self::Register)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Register => "register",
@@ -176,14 +185,21 @@ impl Uia {
     /// and returns [`Completed`] once a flow is satisfied, or else the 401 challenge.
     pub async fn authenticate(&self, operation: Operation<'_>) -> Result<Completed, UiaError> {
         let progress = self.advance(&operation).await?;
-        if !flows::is_satisfied(operation.flows, &progress.completed) {
-            return Err(self.challenge(
-                operation.flows,
-                &progress.session_id,
-                &progress.completed,
-                None,
-            ));
+        self.require_complete(operation.flows, &progress)?;
+        self.consume(progress).await
+    }
+
+    /// The challenge, unless the session's completed stages satisfy one of `flows`.
+    pub fn require_complete(&self, flows: &[Flow], progress: &Progress) -> Result<(), UiaError> {
+        if flows::is_satisfied(flows, &progress.completed) {
+            Ok(())
+        } else {
+            Err(self.challenge(flows, &progress.session_id, &progress.completed, None))
         }
+    }
+
+    /// Consumes a completed session: of concurrent callers, exactly one gets [`Completed`].
+    pub async fn consume(&self, progress: Progress) -> Result<Completed, UiaError> {
         if !self.store.take_uia_session(&progress.session_hash).await? {
             return Err(UiaError::UnknownSession);
         }
@@ -366,9 +382,14 @@ fn parse_values(values: &BTreeMap<String, String>) -> Map<String, Value> {
         .collect()
 }
 
-/// HMAC-SHA256, keyed by the session ID, of the method, path and canonical body without `auth`.
+/// HMAC-SHA256, keyed by the session ID, of the method, path and canonical body without `auth`
+/// (no body for an action that does not bind it).
 fn fingerprint(session_id: &str, operation: &Operation<'_>) -> String {
-    let mut body = operation.request.body.clone();
+    let mut body = if operation.action.binds_body() {
+        operation.request.body.clone()
+    } else {
+        Value::Null
+    };
     if let Some(object) = body.as_object_mut() {
         object.remove("auth");
     }

@@ -29,13 +29,6 @@ async fn session_is_bound_to_the_request_that_started_it() {
         )
         .await;
     let session = challenge["session"].clone();
-    // Same path, different body.
-    let other_body = json!({"username": "u3", "password": "password123", "auth": {"type": "m.login.dummy", "session": session}});
-    assert_error(
-        &server.post(REGISTER, None, &other_body).await,
-        StatusCode::FORBIDDEN,
-        "M_FORBIDDEN",
-    );
     // Same body, different path.
     let other_path = json!({"username": "u2", "password": "password123", "auth": {"type": "m.login.dummy", "session": session}});
     assert_error(
@@ -45,16 +38,141 @@ async fn session_is_bound_to_the_request_that_started_it() {
         StatusCode::FORBIDDEN,
         "M_FORBIDDEN",
     );
-    assert_eq!(
-        server
-            .get("/_matrix/client/v3/register/available?username=u3", None)
-            .await
-            .0,
-        StatusCode::OK
-    );
     // The original request still completes.
     let (status, _) = server.post(REGISTER, None, &other_path).await;
     assert_eq!(status, StatusCode::OK);
+
+    // Where the body says what is authorised (here the new password), it is bound too.
+    let u2 = server.login("u2", "password123").await;
+    let token = u2["access_token"].as_str();
+    let change = json!({"new_password": "new-password-1"});
+    let (_, challenge) = server
+        .post("/_matrix/client/v3/account/password", token, &change)
+        .await;
+    let other_body = json!({"new_password": "attacker-chosen", "auth": {"type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "u2"}, "password": "password123",
+        "session": challenge["session"]}});
+    assert_error(
+        &server
+            .post("/_matrix/client/v3/account/password", token, &other_body)
+            .await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    server.login("u2", "password123").await;
+}
+
+/// Element (and matrix-js-sdk's `registerRequest({})`) opens sign-up with an empty body to learn
+/// the flows, then sends the form in the same session.
+#[tokio::test]
+async fn registration_starts_with_an_empty_body_and_remembers_its_parameters() {
+    let server = TestServer::spawn().await;
+    for probe in [json!({}), json!({"initial_device_display_name": "Element"})] {
+        let (status, challenge) = server.post(REGISTER, None, &probe).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+        assert_eq!(challenge["flows"], json!([{"stages": ["m.login.dummy"]}]));
+        assert!(challenge["params"].is_object() && challenge["session"].is_string());
+    }
+
+    // The probe, then the real form with the stage.
+    let (_, challenge) = server.post(REGISTER, None, &json!({})).await;
+    let form = json!({"username": "elena", "password": "password123",
+        "auth": {"type": "m.login.dummy", "session": challenge["session"]}});
+    let (status, registered) = server.post(REGISTER, None, &form).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["user_id"], "@elena:localhost");
+
+    // Parameters given once are remembered; a later request gives only `auth`.
+    let first = json!({"username": "fiona", "password": "password123", "device_id": "FIONAS",
+        "initial_device_display_name": "Fiona's phone", "refresh_token": true});
+    let (_, challenge) = server.post(REGISTER, None, &first).await;
+    let only_auth = json!({"auth": {"type": "m.login.dummy", "session": challenge["session"]}});
+    let (status, registered) = server.post(REGISTER, None, &only_auth).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["user_id"], "@fiona:localhost");
+    assert_eq!(registered["device_id"], "FIONAS");
+    assert!(registered["refresh_token"].is_string(), "{registered}");
+    let (_, device) = server
+        .get(
+            "/_matrix/client/v3/devices/FIONAS",
+            registered["access_token"].as_str(),
+        )
+        .await;
+    assert_eq!(device["display_name"], "Fiona's phone");
+
+    // `inhibit_login` is remembered too.
+    let first = json!({"username": "gert", "password": "password123", "inhibit_login": true});
+    let (_, challenge) = server.post(REGISTER, None, &first).await;
+    let only_auth = json!({"auth": {"type": "m.login.dummy", "session": challenge["session"]}});
+    let (status, registered) = server.post(REGISTER, None, &only_auth).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert!(registered.get("access_token").is_none(), "{registered}");
+}
+
+/// A flow completed without a password is 400 `M_MISSING_PARAM` and writes nothing; the
+/// session stays open for the request that brings one.
+#[tokio::test]
+async fn a_completed_flow_without_a_password_keeps_its_session() {
+    let server = TestServer::with(|config| {
+        config.registration.flows = vec![vec!["m.login.dummy".into(), "m.login.terms".into()]];
+        config.registration.terms = serde_json::from_value(json!({"tos": {"version": "1",
+            "en": {"name": "Terms", "url": "https://example.org/tos"}}}))
+        .expect("terms");
+    })
+    .await;
+    let (_, challenge) = server.post(REGISTER, None, &json!({})).await;
+    let session = challenge["session"].clone();
+    let dummy = json!({"username": "hugo", "auth": {"type": "m.login.dummy", "session": session}});
+    let (status, _) = server.post(REGISTER, None, &dummy).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let terms = json!({"auth": {"type": "m.login.terms", "session": session}});
+    assert_error(
+        &server.post(REGISTER, None, &terms).await,
+        StatusCode::BAD_REQUEST,
+        "M_MISSING_PARAM",
+    );
+    let (status, _) = server
+        .get("/_matrix/client/v3/register/available?username=hugo", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "nothing was written");
+    let password = json!({"password": "password123", "auth": {"session": session}});
+    let (status, registered) = server.post(REGISTER, None, &password).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["user_id"], "@hugo:localhost");
+}
+
+/// A client retrying after `M_USER_IN_USE` may change the username while no stage is complete.
+#[tokio::test]
+async fn the_username_may_change_until_a_stage_is_complete() {
+    let server = TestServer::with(|config| {
+        config.registration.flows = vec![vec!["m.login.dummy".into(), "m.login.terms".into()]];
+        config.registration.terms = serde_json::from_value(json!({"tos": {"version": "1",
+            "en": {"name": "Terms", "url": "https://example.org/tos"}}}))
+        .expect("terms");
+    })
+    .await;
+    let (_, challenge) = server
+        .post(
+            REGISTER,
+            None,
+            &json!({"username": "ivy", "password": "password123"}),
+        )
+        .await;
+    let session = challenge["session"].clone();
+    let renamed =
+        json!({"username": "ivy2", "auth": {"type": "m.login.dummy", "session": session}});
+    let (status, _) = server.post(REGISTER, None, &renamed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let again = json!({"username": "ivy3", "auth": {"type": "m.login.terms", "session": session}});
+    assert_error(
+        &server.post(REGISTER, None, &again).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    let terms = json!({"auth": {"type": "m.login.terms", "session": session}});
+    let (status, registered) = server.post(REGISTER, None, &terms).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["user_id"], "@ivy2:localhost");
 }
 
 #[tokio::test]

@@ -133,16 +133,14 @@ async fn v2_register(
     uri: Uri,
     JsonBody { body, json }: JsonBody<V2Registration>,
 ) -> Result<Json<Value>, MatrixError> {
-    let login = Some(DeviceRequest {
-        ip: ip.clone(),
-        refresh_token: true,
-        ..DeviceRequest::default()
-    });
     let input = RegistrationInput {
         ip,
         username: body.username,
         password: body.password,
-        login,
+        device_id: None,
+        initial_device_display_name: None,
+        inhibit_login: Some(false),
+        refresh_token: Some(true),
         guest_access_token: None,
         bind_email: body.bind_email,
         request: BoundRequest {

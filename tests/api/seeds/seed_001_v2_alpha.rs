@@ -56,9 +56,13 @@ async fn registration_through_uia_returns_a_refresh_token() {
         StatusCode::BAD_REQUEST,
         "M_EXCLUSIVE",
     );
+    // The password is required to complete the registration, not to start its UIA.
     let no_password = json!({"username": "nopass"});
+    let (status, challenge) = server.post(V2_REGISTER, None, &no_password).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    let done = json!({"auth": {"type": "m.login.dummy", "session": challenge["session"]}});
     assert_error(
-        &server.post(V2_REGISTER, None, &no_password).await,
+        &server.post(V2_REGISTER, None, &done).await,
         StatusCode::BAD_REQUEST,
         "M_MISSING_PARAM",
     );
