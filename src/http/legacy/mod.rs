@@ -1,6 +1,7 @@
 //! The seeds' APIs on their original prefixes, as thin adapters over the same domain calls as
 //! the current API: v1 login and registration (`/_matrix/client/api/v1`), and v2_alpha
-//! registration and token refresh (`/_matrix/client/v2_alpha`).
+//! registration and token refresh (`/_matrix/client/v2_alpha`, and also on seed 001's own
+//! `basePath`, `/_matrix/client/api/v2_alpha`, where its example is written).
 
 use axum::{
     Json, Router,
@@ -34,6 +35,8 @@ const PASSWORD: &str = "m.login.password";
 const V1: &str = "/_matrix/client/api/v1";
 /// Prefix of the v2_alpha API.
 const V2_ALPHA: &str = "/_matrix/client/v2_alpha";
+/// Seed 001's `basePath` for the same v2_alpha registration API (its prose says `V2_ALPHA`).
+const V2_ALPHA_API: &str = "/_matrix/client/api/v2_alpha";
 
 /// The legacy routes.
 pub fn routes() -> Router<AppState> {
@@ -45,6 +48,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{V2_ALPHA}/register"), post(v2_register))
         .route(&format!("{V2_ALPHA}/tokenrefresh"), post(v2_token_refresh))
+        .route(&format!("{V2_ALPHA_API}/register"), post(v2_register))
+        .route(
+            &format!("{V2_ALPHA_API}/tokenrefresh"),
+            post(v2_token_refresh),
+        )
         .route(
             &format!("{V2_ALPHA}/account/password"),
             post(v2_change_password),

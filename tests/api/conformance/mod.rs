@@ -5,7 +5,8 @@
 //!   `/.well-known/matrix/client` and every other path of the spec's Client-Server OpenAPI files
 //!   (`$VESTIBULE_SPEC_DIR/data/api/client-server/*.yaml`, by default under
 //!   `../shared/matrix-spec`, `$ref`s inlined);
-//! - `/_matrix/client/api/v1/…` and `/_matrix/client/v2_alpha/…`: the schemas under
+//! - `/_matrix/client/api/v1/…` and `/_matrix/client/v2_alpha/…` (and `/api/v2_alpha/…`, seed
+//!   001's basePath, read as `/v2_alpha/…`): the schemas under
 //!   `tests/schemas/legacy/`, written from the seed documents and listed in its `index.json`.
 //!
 //! A status the endpoint's document does not list fails, except: 404/405 `M_UNRECOGNIZED`,
@@ -51,9 +52,13 @@ pub fn assert_conforms(method: &str, path: &str, status: u16, body: &Value) {
 pub fn check(method: &str, path: &str, status: u16, body: &Value) -> Result<(), String> {
     let catalog = &*CATALOG;
     let route = path.split('?').next().unwrap_or(path);
-    let route = match route.strip_prefix("/_matrix/client/r0/") {
-        Some(rest) => format!("/_matrix/client/v3/{rest}"),
-        None => route.to_owned(),
+    let route = if let Some(rest) = route.strip_prefix("/_matrix/client/r0/") {
+        format!("/_matrix/client/v3/{rest}")
+    } else if let Some(rest) = route.strip_prefix("/_matrix/client/api/v2_alpha/") {
+        // Seed 001's basePath for the same v2_alpha API.
+        format!("/_matrix/client/v2_alpha/{rest}")
+    } else {
+        route.to_owned()
     };
     let legacy = ["/_matrix/client/api/v1/", "/_matrix/client/v2_alpha/"]
         .iter()

@@ -3,6 +3,8 @@
 //! `home_server` and a `refresh_token`, with `M_USER_IN_USE` and `M_EXCLUSIVE`;
 //! `POST /tokenrefresh`; `POST /account/password` (UIA, `{}`, and `M_NOT_FOUND` when a third
 //! party identifier names no account); `GET/POST /account/3pid` with `threePidCreds`.
+//! Registration and token refresh are also on the document's own basePath,
+//! `/_matrix/client/api/v2_alpha`, where its example is written.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -225,4 +227,109 @@ async fn without_email_or_identity_server_the_password_endpoint_needs_a_token() 
         StatusCode::UNAUTHORIZED,
         "M_MISSING_TOKEN",
     );
+}
+
+/// Seed 001's `basePath`; its register example is written there (the prose says `V2_REGISTER`'s).
+const API_V2_REGISTER: &str = "/_matrix/client/api/v2_alpha/register";
+/// Seed 001's register example request, verbatim.
+fn register_example() -> Value {
+    json!({
+        "username": "cheeky_monkey",
+        "password": "ilovebananas",
+        "bind_email": false
+    })
+}
+
+/// Seed 001, `POST /register` example request and its 200 example response, on the document's
+/// basePath (and on the prose's prefix): the endpoint uses UIA, so the body as written gets the
+/// challenge and the same body with only `auth` added registers.
+#[tokio::test]
+async fn the_register_example_registers_as_written_on_both_prefixes() {
+    for path in [API_V2_REGISTER, V2_REGISTER] {
+        let server = TestServer::spawn().await;
+        let (status, challenge) = server.post(path, None, &register_example()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {challenge}");
+        assert!(challenge["session"].is_string(), "{challenge}");
+        let mut body = register_example();
+        body["auth"] = json!({"type": "m.login.dummy", "session": challenge["session"]});
+        let (status, registered) = server.post(path, None, &body).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {registered}");
+        for field in ["user_id", "access_token", "home_server", "refresh_token"] {
+            assert!(
+                registered[field].is_string(),
+                "{field} missing: {registered}"
+            );
+        }
+        assert_eq!(registered["user_id"], "@cheeky_monkey:localhost");
+        // The refresh token is for the document's `/tokenrefresh`, on the same prefix.
+        let refresh = path.replace("/register", "/tokenrefresh");
+        let old = json!({"refresh_token": registered["refresh_token"]});
+        let (status, refreshed) = server.post(&refresh, None, &old).await;
+        assert_eq!(status, StatusCode::OK, "{refresh}: {refreshed}");
+    }
+}
+
+/// Seed 001, `POST /register` 400 example response (`M_USER_IN_USE` with its `error`): the
+/// example request, verbatim, for a username that is already taken.
+#[tokio::test]
+async fn the_user_in_use_example_answers_the_register_example_once_taken() {
+    let server = TestServer::spawn().await;
+    server.register("cheeky_monkey", "ilovebananas").await;
+    for path in [API_V2_REGISTER, V2_REGISTER] {
+        let response = server.post(path, None, &register_example()).await;
+        // assert_error also checks the example's `error` is there.
+        assert_error(&response, StatusCode::BAD_REQUEST, "M_USER_IN_USE");
+    }
+}
+
+/// Seed 001, prose request example `POST $V2PREFIX/account/password` with `new_password`:
+/// with an access token, through UIA, answering the empty object.
+#[tokio::test]
+async fn the_password_request_example_changes_the_password() {
+    let server = TestServer::spawn().await;
+    let monkey = server.register("cheeky_monkey", "ilovebananas").await;
+    let token = monkey["access_token"].as_str();
+    let body = json!({"new_password": "ilovemangoes"});
+    let (status, challenge) = server.post(V2_PASSWORD, token, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    let mut body = body;
+    body["auth"] = json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "cheeky_monkey"},
+        "password": "ilovebananas",
+        "session": challenge["session"],
+    });
+    let (status, done) = server.post(V2_PASSWORD, token, &body).await;
+    assert_eq!((status, done), (StatusCode::OK, json!({})));
+    server.login("cheeky_monkey", "ilovemangoes").await;
+}
+
+/// Seed 001, prose request examples `POST $V2PREFIX/account/3pid` (`threePidCreds` with
+/// `id_server`, `sid`, `client_secret`, and `bind`) answering `{}`, then
+/// `GET $V2PREFIX/account/3pid` answering `threepids` of `medium` and `address`.
+#[tokio::test]
+async fn the_account_3pid_request_examples_add_bind_and_list() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = email_server(&sydent, &sink).await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let monkey = server.register("cheeky_monkey", "ilovebananas").await;
+    let token = monkey["access_token"].as_str();
+    let sid = identity
+        .validate("monkey@banana.island", "monkey-secret")
+        .await;
+    let add = json!({
+        "threePidCreds": {"id_server": sydent.name(), "sid": sid, "client_secret": "monkey-secret"},
+        "bind": true,
+    });
+    let (status, added) = server.post(V2_3PID, token, &add).await;
+    assert_eq!((status, added), (StatusCode::OK, json!({})));
+    assert_eq!(
+        identity.lookup("monkey@banana.island").await,
+        monkey["user_id"].as_str().map(str::to_owned)
+    );
+    let (status, listed) = server.get(V2_3PID, token).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["threepids"][0]["medium"], "email");
+    assert_eq!(listed["threepids"][0]["address"], "monkey@banana.island");
 }

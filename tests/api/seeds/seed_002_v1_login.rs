@@ -98,3 +98,17 @@ async fn accounts_are_shared_between_v1_login_and_v3() {
         .await;
     assert_eq!(whoami["user_id"], "@yuri:localhost");
 }
+
+/// Seed 002, `POST /login` 403 example response (`{"errcode": "M_FORBIDDEN"}`): the example
+/// request, verbatim, when the password is not the account's.
+#[tokio::test]
+async fn the_forbidden_example_answers_the_login_example_with_a_wrong_password() {
+    let server = TestServer::spawn().await;
+    server.register("cheeky_monkey", "ilovemangoes").await;
+    let example = json!({"username": "cheeky_monkey", "password": "ilovebananas"});
+    assert_error(
+        &server.post(V1_LOGIN, None, &example).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+}

@@ -192,3 +192,108 @@ async fn deactivation_reports_no_support_when_the_identity_server_cannot_unbind(
         )
     );
 }
+
+/// Seed 004's `POST /account/3pid` example request, verbatim.
+fn post_example() -> serde_json::Value {
+    json!({
+        "three_pid_creds": {
+            "id_server": "matrix.org",
+            "sid": "abc123987",
+            "client_secret": "d0n'tT3ll"
+        },
+        "bind": false
+    })
+}
+
+/// Seed 004, `POST /account/3pid` example request, verbatim. It cannot work as written for
+/// reasons outside Vestibule: its `client_secret` "d0n'tT3ll" breaks the client secret grammar
+/// (`[0-9a-zA-Z.=_-]`, which identity servers such as sydent enforce too), and its `id_server`
+/// is matrix.org, which no test server may contact. It gets the clear error for the secret.
+#[tokio::test]
+async fn the_post_example_as_written_is_refused_for_its_client_secret() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let monkey = server.register("cheeky_monkey", "ilovebananas").await;
+    let token = monkey["access_token"].as_str();
+    let response = server.post(R0_3PID, token, &post_example()).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    assert!(
+        response.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("client_secret"),
+        "{}",
+        response.1
+    );
+}
+
+/// Seed 004, `POST /account/3pid` 200 example response (`{}`): the example request with only
+/// what cannot work changed (an identity server we run, its validated `sid`, the secret without
+/// its apostrophe), keeping `"bind": false`.
+#[tokio::test]
+async fn the_post_example_with_usable_credentials_answers_the_empty_example() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let monkey = server.register("cheeky_monkey", "ilovebananas").await;
+    let token = monkey["access_token"].as_str();
+    let sid = identity.validate("monkey@banana.island", "d0ntT3ll").await;
+    let mut body = post_example();
+    body["three_pid_creds"]["id_server"] = json!(sydent.name());
+    body["three_pid_creds"]["sid"] = json!(sid);
+    body["three_pid_creds"]["client_secret"] = json!("d0ntT3ll");
+    let (status, added) = server.post(R0_3PID, token, &body).await;
+    assert_eq!((status, added), (StatusCode::OK, json!({})));
+    assert_eq!(identity.lookup("monkey@banana.island").await, None);
+}
+
+/// Seed 004, `GET /account/3pid` 200 example response (`threepids` of `medium` and `address`,
+/// `monkey@banana.island`), after adding that address with the `bind` parameter's x-example
+/// (`true`).
+#[tokio::test]
+async fn the_get_example_lists_medium_and_address() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let identity = SydentClient::new(&sydent, &sink);
+    let monkey = server.register("cheeky_monkey", "ilovebananas").await;
+    let token = monkey["access_token"].as_str();
+    let sid = identity.validate("monkey@banana.island", "d0ntT3ll").await;
+    let body = json!({
+        "three_pid_creds": {"id_server": sydent.name(), "sid": sid, "client_secret": "d0ntT3ll"},
+        "bind": true,
+    });
+    assert_eq!(server.post(R0_3PID, token, &body).await.0, StatusCode::OK);
+    let (status, listed) = server.get(R0_3PID, token).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let threepid = &listed["threepids"][0];
+    assert_eq!(threepid["medium"], "email", "{listed}");
+    assert_eq!(threepid["address"], "monkey@banana.island", "{listed}");
+    assert_eq!(
+        identity.lookup("monkey@banana.island").await,
+        monkey["user_id"].as_str().map(str::to_owned)
+    );
+}
+
+/// Seed 004, `POST /account/3pid` 403 example response (`M_THREEPID_AUTH_FAILED` with its
+/// `error`): the example's `sid` (`abc123987`), unknown to the identity server.
+#[tokio::test]
+async fn the_auth_failed_example_answers_credentials_the_identity_server_does_not_know() {
+    let sink = MailSink::start();
+    let sydent = Sydent::start(&sink);
+    let server = server_trusting(&sydent).await;
+    let monkey = server.register("cheeky_monkey", "ilovebananas").await;
+    let mut body = post_example();
+    body["three_pid_creds"]["id_server"] = json!(sydent.name());
+    body["three_pid_creds"]["client_secret"] = json!("d0ntT3ll");
+    // assert_error also checks the example's `error` is there.
+    assert_error(
+        &server
+            .post(R0_3PID, monkey["access_token"].as_str(), &body)
+            .await,
+        StatusCode::FORBIDDEN,
+        "M_THREEPID_AUTH_FAILED",
+    );
+}
