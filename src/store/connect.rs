@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Transaction};
 
 use super::dialect::Dialect;
 use super::{StoreError, StoreTx};
@@ -37,6 +37,18 @@ impl SqlStore {
         };
         let mut pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            // A connection whose transaction failed can come back still "in a transaction":
+            // SQLite rolls back by itself on a full disk, and then the driver's ROLLBACK fails
+            // and its count stays up, so every later BEGIN on it would fail until a restart. A
+            // PostgreSQL connection broken mid-transaction is likewise useless. Such a
+            // connection is closed, never handed out again; the pool opens a fresh one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // Runs any rollback still queued for the connection before it is judged.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     for statement in dialect.connection_setup() {

@@ -6,6 +6,7 @@ mod conformance;
 mod deactivate;
 mod devices;
 mod discovery;
+mod disk_full;
 mod email;
 mod errors;
 mod events;

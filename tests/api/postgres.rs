@@ -163,3 +163,52 @@ async fn account_lifecycle_across_two_instances_on_postgres() {
     }
     drop_database(&mut connection, &name).await;
 }
+
+/// Connections cut under the server (here: every backend of its database terminated, as a
+/// database restart would) are never handed out again: the server answers a clear error at
+/// most for the requests that met a dead connection, then works again without a restart.
+#[tokio::test]
+async fn connections_cut_under_the_server_are_replaced() {
+    let admin = admin_url();
+    let name = format!("vestibule_cut_{}", std::process::id());
+    let mut connection = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable at VESTIBULE_TEST_POSTGRES_URL");
+    drop_database(&mut connection, &name).await;
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("create");
+    let mut url = url::Url::parse(&admin).expect("url");
+    url.set_path(&name);
+    {
+        let server = TestServer::with(|config| config.database.url = url.as_str().into()).await;
+        let registered = server.register("carl", "password123").await;
+        let token = registered["access_token"].as_str();
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .execute(&mut connection)
+        .await
+        .expect("terminate the server's connections");
+        let mut failures = 0;
+        for attempt in 0..20 {
+            let (status, body) = server.get("/_matrix/client/v3/account/whoami", token).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            failures += 1;
+            assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
+            assert!(attempt < 19, "the server never recovered: {status} {body}");
+        }
+        assert!(
+            failures <= 16,
+            "each dead connection fails at most one request"
+        );
+        let login = server.login("carl", "password123").await;
+        assert!(login["access_token"].is_string());
+    }
+    drop_database(&mut connection, &name).await;
+}
