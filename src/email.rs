@@ -61,8 +61,8 @@ pub enum EmailError {
     #[error("email message: {0}")]
     Message(String),
     /// The SMTP server refused or could not be reached, after every attempt.
-    #[error("sending email failed: {0}")]
-    Smtp(String),
+    #[error("sending email failed")]
+    Smtp(#[from] lettre::transport::smtp::Error),
 }
 
 /// What a verification email is for; the templates word it accordingly.
@@ -215,7 +215,7 @@ impl Mailer {
                 Err(err) if err.is_permanent() || attempt >= self.attempts => {
                     metrics::counter!("vestibule_email_failures_total").increment(1);
                     tracing::error!(error = %err, attempt, "sending email failed");
-                    return Err(EmailError::Smtp(err.to_string()));
+                    return Err(EmailError::Smtp(err));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, attempt, "sending email failed; retrying");

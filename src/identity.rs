@@ -17,9 +17,12 @@ pub enum IdentityError {
     /// The server refused the request.
     #[error("the identity server refused: {0}")]
     Refused(String),
-    /// The server could not be reached or answered nonsense.
-    #[error("the identity server could not be reached: {0}")]
-    Unreachable(String),
+    /// The server could not be reached, or its answer could not be read.
+    #[error("the identity server could not be reached")]
+    Unreachable(#[source] reqwest::Error),
+    /// The server answered something that is not the API's answer.
+    #[error("the identity server answered nonsense: {0}")]
+    Nonsense(String),
 }
 
 /// An address an identity server has validated.
@@ -115,7 +118,7 @@ impl IdentityClient {
                 address,
                 validated_at_ms,
             }),
-            _ => Err(IdentityError::Unreachable(format!(
+            _ => Err(IdentityError::Nonsense(format!(
                 "unexpected getValidated3pid answer: {body}"
             ))),
         }
@@ -184,15 +187,12 @@ fn join(base: &url::Url, path: &str) -> url::Url {
 async fn send(
     request: reqwest::RequestBuilder,
 ) -> Result<(reqwest::StatusCode, Value), IdentityError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|err| IdentityError::Unreachable(err.to_string()))?;
+    let response = request.send().await.map_err(IdentityError::Unreachable)?;
     let status = response.status();
     let body = response
         .json::<Value>()
         .await
-        .map_err(|err| IdentityError::Unreachable(err.to_string()))?;
+        .map_err(IdentityError::Unreachable)?;
     Ok((status, body))
 }
 

@@ -74,8 +74,8 @@ pub enum ThreepidError {
     #[error("the third-party credentials could not be verified by the identity server")]
     AuthFailed,
     /// The identity server refused or could not be reached.
-    #[error("{0}")]
-    IdentityServer(String),
+    #[error(transparent)]
+    IdentityServer(IdentityError),
     /// An OpenID token is unknown or expired.
     #[error("unknown or expired OpenID token")]
     UnknownOpenIdToken,
@@ -92,9 +92,9 @@ impl From<IdentityError> for ThreepidError {
         match err {
             IdentityError::NotTrusted(_) => Self::NotTrusted(err.to_string()),
             IdentityError::NotValidated(_) => Self::AuthFailed,
-            IdentityError::Refused(_) | IdentityError::Unreachable(_) => {
-                Self::IdentityServer(err.to_string())
-            }
+            IdentityError::Refused(_)
+            | IdentityError::Unreachable(_)
+            | IdentityError::Nonsense(_) => Self::IdentityServer(err),
         }
     }
 }
