@@ -20,18 +20,8 @@ fn admin_url() -> String {
 
 #[tokio::test]
 async fn register_login_logout_on_postgres() {
-    let admin = admin_url();
     let name = format!("vestibule_api_{}", std::process::id());
-    let mut connection = PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL reachable at VESTIBULE_TEST_POSTGRES_URL");
-    drop_database(&mut connection, &name).await;
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(&admin).expect("url");
-    url.set_path(&name);
+    let (mut connection, url) = fresh_database(&name).await;
     {
         let server = TestServer::with(|config| config.database.url = url.as_str().into()).await;
         let registered = server.register("pat", "password123").await;
@@ -67,6 +57,23 @@ async fn register_login_logout_on_postgres() {
         );
     }
     drop_database(&mut connection, &name).await;
+}
+
+/// A fresh, empty database `name` (dropped first if a crashed run left it): an admin connection
+/// and the database's URL.
+async fn fresh_database(name: &str) -> (PgConnection, url::Url) {
+    let admin = admin_url();
+    let mut connection = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable at VESTIBULE_TEST_POSTGRES_URL");
+    drop_database(&mut connection, name).await;
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("create");
+    let mut url = url::Url::parse(&admin).expect("url");
+    url.set_path(name);
+    (connection, url)
 }
 
 async fn drop_database(connection: &mut PgConnection, name: &str) {
@@ -169,18 +176,8 @@ async fn account_lifecycle_across_two_instances_on_postgres() {
 /// most for the requests that met a dead connection, then works again without a restart.
 #[tokio::test]
 async fn connections_cut_under_the_server_are_replaced() {
-    let admin = admin_url();
     let name = format!("vestibule_cut_{}", std::process::id());
-    let mut connection = PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL reachable at VESTIBULE_TEST_POSTGRES_URL");
-    drop_database(&mut connection, &name).await;
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(&admin).expect("url");
-    url.set_path(&name);
+    let (mut connection, url) = fresh_database(&name).await;
     {
         let server = TestServer::with(|config| config.database.url = url.as_str().into()).await;
         let registered = server.register("carl", "password123").await;

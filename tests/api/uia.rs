@@ -109,17 +109,22 @@ async fn registration_starts_with_an_empty_body_and_remembers_its_parameters() {
     assert!(registered.get("access_token").is_none(), "{registered}");
 }
 
-/// A flow completed without a password is 400 `M_MISSING_PARAM` and writes nothing; the
-/// session stays open for the request that brings one.
-#[tokio::test]
-async fn a_completed_flow_without_a_password_keeps_its_session() {
-    let server = TestServer::with(|config| {
+/// A server whose one registration flow is `m.login.dummy` then `m.login.terms`.
+async fn dummy_then_terms() -> TestServer {
+    TestServer::with(|config| {
         config.registration.flows = vec![vec!["m.login.dummy".into(), "m.login.terms".into()]];
         config.registration.terms = serde_json::from_value(json!({"tos": {"version": "1",
             "en": {"name": "Terms", "url": "https://example.org/tos"}}}))
         .expect("terms");
     })
-    .await;
+    .await
+}
+
+/// A flow completed without a password is 400 `M_MISSING_PARAM` and writes nothing; the
+/// session stays open for the request that brings one.
+#[tokio::test]
+async fn a_completed_flow_without_a_password_keeps_its_session() {
+    let server = dummy_then_terms().await;
     let (_, challenge) = server.post(REGISTER, None, &json!({})).await;
     let session = challenge["session"].clone();
     let dummy = json!({"username": "hugo", "auth": {"type": "m.login.dummy", "session": session}});
@@ -144,13 +149,7 @@ async fn a_completed_flow_without_a_password_keeps_its_session() {
 /// A client retrying after `M_USER_IN_USE` may change the username while no stage is complete.
 #[tokio::test]
 async fn the_username_may_change_until_a_stage_is_complete() {
-    let server = TestServer::with(|config| {
-        config.registration.flows = vec![vec!["m.login.dummy".into(), "m.login.terms".into()]];
-        config.registration.terms = serde_json::from_value(json!({"tos": {"version": "1",
-            "en": {"name": "Terms", "url": "https://example.org/tos"}}}))
-        .expect("terms");
-    })
-    .await;
+    let server = dummy_then_terms().await;
     let (_, challenge) = server
         .post(
             REGISTER,
