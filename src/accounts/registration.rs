@@ -225,10 +225,16 @@ impl Accounts {
             ));
         }
         let params = remembered.update(&input, password_hash);
-        let value = serde_json::to_value(&params).unwrap_or_default();
-        self.uia
-            .remember(&progress, REGISTRATION_PARAMS, value)
-            .await?;
+        let finishing = params.password_hash.is_some()
+            && self.uia.require_complete(flows, &progress).is_ok();
+        if !finishing {
+            // Only a session that lives on needs to remember (a registration completed in
+            // one request, the common case, writes nothing more).
+            let value = serde_json::to_value(&params).unwrap_or_default();
+            self.uia
+                .remember(&progress, REGISTRATION_PARAMS, value)
+                .await?;
+        }
         self.uia.require_complete(flows, &progress)?;
         let password_hash = params
             .password_hash
