@@ -225,8 +225,8 @@ impl Accounts {
             ));
         }
         let params = remembered.update(&input, password_hash);
-        let finishing = params.password_hash.is_some()
-            && self.uia.require_complete(flows, &progress).is_ok();
+        let finishing =
+            params.password_hash.is_some() && self.uia.require_complete(flows, &progress).is_ok();
         if !finishing {
             // Only a session that lives on needs to remember (a registration completed in
             // one request, the common case, writes nothing more).
