@@ -101,13 +101,17 @@ impl MatrixError {
     }
 }
 
-/// An error and its causes, one after the other, for the log.
+/// An error and its causes, one after the other, for the log. A cause whose text the line
+/// already holds (an error that prints its source itself) is not repeated.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -383,6 +387,21 @@ fn challenge_body(challenge: &Challenge) -> Value {
 #[cfg(test)]
 mod tests {
     use serde_json::Map;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapper")]
+        struct Wrapper(#[source] Outer);
+        let io = std::io::Error::other("disk full");
+        assert_eq!(
+            error_chain(&Wrapper(Outer(io))),
+            "wrapper: outer: disk full"
+        );
+    }
 
     use super::*;
     use crate::uia::StageFailure;
