@@ -86,7 +86,7 @@ impl Accounts {
         }
         let user_id = UserId::parse(owner.unwrap_or_default())?;
         let (login, issued) = self.new_login(device, self.clock.now_ms());
-        let event = self.session_opened(&user_id, &login, &issued);
+        let event = super::sessions::session_opened(&user_id, &login, &issued);
         tx.start_login(user_id.as_str(), login).await?;
         tx.commit().await?;
         metrics::counter!("vestibule_logins_total").increment(1);

@@ -107,6 +107,9 @@ pub struct V1Registration {
 struct RememberedRegistration {
     username: Option<String>,
     password_hash: Option<String>,
+    /// HMAC of the hashed password keyed by the session ID (which the store keeps only as a
+    /// digest): tells a resent password from a new one without hashing it again.
+    password_mark: Option<String>,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
     inhibit_login: Option<bool>,
@@ -115,10 +118,15 @@ struct RememberedRegistration {
 
 impl RememberedRegistration {
     /// What was remembered, updated with what this request gives.
-    fn update(self, input: &RegistrationInput<'_>, password_hash: Option<String>) -> Self {
+    fn update(self, input: &RegistrationInput<'_>, password: Option<(String, String)>) -> Self {
+        let (password_hash, password_mark) = match password {
+            Some((hash, mark)) => (Some(hash), Some(mark)),
+            None => (self.password_hash, self.password_mark),
+        };
         Self {
             username: input.username.clone().or(self.username),
-            password_hash: password_hash.or(self.password_hash),
+            password_hash,
+            password_mark,
             device_id: input
                 .device_id
                 .as_ref()
@@ -184,14 +192,9 @@ impl Accounts {
             (None, Some(username)) => Some(self.check_new_user_id(Some(username)).await?),
             (None, None) => None,
         };
-        let password_hash = match &input.password {
-            Some(password) => {
-                let password = SecretString::from(password.clone());
-                self.check_new_password(&password, requested.as_deref())?;
-                Some(self.hasher.hash(password).await?)
-            }
-            None => None,
-        };
+        if let Some(password) = &input.password {
+            self.check_new_password(&SecretString::from(password.clone()), requested.as_deref())?;
+        }
         let flows = &self.settings.registration_flows;
         let operation = Operation {
             action: Action::Register,
@@ -224,10 +227,12 @@ impl Accounts {
                 "The username cannot change once an authentication stage is complete",
             ));
         }
-        let params = remembered.update(&input, password_hash);
-        let finishing =
-            params.password_hash.is_some() && self.uia.require_complete(flows, &progress).is_ok();
-        if !finishing {
+        let password = self
+            .registration_password(input.password.as_deref(), &remembered, &progress.session_id)
+            .await?;
+        let params = remembered.update(&input, password);
+        let complete = self.uia.require_complete(flows, &progress);
+        if complete.is_err() || params.password_hash.is_none() {
             // Only a session that lives on needs to remember (a registration completed in
             // one request, the common case, writes nothing more).
             let value = serde_json::to_value(&params).unwrap_or_default();
@@ -235,7 +240,7 @@ impl Accounts {
                 .remember(&progress, REGISTRATION_PARAMS, value)
                 .await?;
         }
-        self.uia.require_complete(flows, &progress)?;
+        complete?;
         let password_hash = params
             .password_hash
             .clone()
@@ -424,6 +429,32 @@ impl Accounts {
         });
         self.complete_registration(Registrant::New(user), password_hash, completed, login, true)
             .await
+    }
+
+    /// The argon2id hash (and its mark) of a registration's password: the remembered one when
+    /// the request repeats the password the session already hashed (clients resend the whole
+    /// form with each UIA step, and hashing is the expensive part), a new one when the request
+    /// brings another password, none when it brings none.
+    async fn registration_password(
+        &self,
+        given: Option<&str>,
+        remembered: &RememberedRegistration,
+        session_id: &str,
+    ) -> Result<Option<(String, String)>, AccountError> {
+        let Some(password) = given else {
+            return Ok(None);
+        };
+        let mark = password_mark(session_id, password);
+        if let (Some(hash), Some(known)) = (&remembered.password_hash, &remembered.password_mark)
+            && *known == mark
+        {
+            return Ok(Some((hash.clone(), mark)));
+        }
+        let hash = self
+            .hasher
+            .hash(SecretString::from(password.to_owned()))
+            .await?;
+        Ok(Some((hash, mark)))
     }
 
     /// Validates a requested username and checks it is free: the checks the spec wants done
@@ -748,6 +779,15 @@ fn registration_conflict(err: StoreError) -> AccountError {
         StoreError::Conflict(Conflict::UserIdTaken) => AccountError::UserInUse,
         other => other.into(),
     }
+}
+
+/// HMAC-SHA256 of `password` keyed by the UIA session ID, hex.
+fn password_mark(session_id: &str, password: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(session_id.as_bytes())
+        .expect("HMAC accepts any key length");
+    mac.update(password.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The UIA operation of a v1 step: bound to the v1 path and a body of only `auth`, since every

@@ -75,25 +75,11 @@ impl Accounts {
         device: DeviceRequest,
     ) -> Result<IssuedSession, AccountError> {
         let (login, issued) = self.new_login(device, self.clock.now_ms());
-        let event = self.session_opened(user_id, &login, &issued);
+        let event = session_opened(user_id, &login, &issued);
         self.store.start_login(user_id.as_str(), login).await?;
         metrics::counter!("vestibule_logins_total").increment(1);
         self.report([event]).await;
         Ok(issued)
-    }
-
-    /// The event for a device session being opened.
-    pub(crate) fn session_opened(
-        &self,
-        user_id: &UserId,
-        login: &NewLogin,
-        issued: &IssuedSession,
-    ) -> AccountEvent {
-        AccountEvent::DeviceCreated {
-            user_id: user_id.to_owned(),
-            device_id: issued.device_id.clone(),
-            display_name: login.display_name.clone(),
-        }
     }
 
     /// The tokens of a new device session: what the store keeps (digests) and what the client
@@ -238,6 +224,19 @@ impl Accounts {
         tx.commit().await?;
         self.report(ended).await;
         Ok(())
+    }
+}
+
+/// The event for a device session being opened.
+pub(super) fn session_opened(
+    user_id: &UserId,
+    login: &NewLogin,
+    issued: &IssuedSession,
+) -> AccountEvent {
+    AccountEvent::DeviceCreated {
+        user_id: user_id.to_owned(),
+        device_id: issued.device_id.clone(),
+        display_name: login.display_name.clone(),
     }
 }
 

@@ -44,8 +44,11 @@ impl SqlStore {
             // connection is closed, never handed out again; the pool opens a fresh one.
             .after_release(|conn, _| {
                 Box::pin(async move {
-                    // Runs any rollback still queued for the connection before it is judged.
-                    conn.ping().await?;
+                    if conn.is_in_transaction() {
+                        // Runs a rollback still queued for the connection, then judges it; a
+                        // connection outside any transaction (the usual case) costs nothing here.
+                        conn.ping().await?;
+                    }
                     Ok(!conn.is_in_transaction())
                 })
             })

@@ -100,6 +100,15 @@ async fn registration_starts_with_an_empty_body_and_remembers_its_parameters() {
         .await;
     assert_eq!(device["display_name"], "Fiona's phone");
 
+    // A later request may bring another password: that one counts.
+    let first = json!({"username": "hanna", "password": "first-password"});
+    let (_, challenge) = server.post(REGISTER, None, &first).await;
+    let second = json!({"password": "second-password",
+        "auth": {"type": "m.login.dummy", "session": challenge["session"]}});
+    let (status, registered) = server.post(REGISTER, None, &second).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    server.login("hanna", "second-password").await;
+
     // `inhibit_login` is remembered too.
     let first = json!({"username": "gert", "password": "password123", "inhibit_login": true});
     let (_, challenge) = server.post(REGISTER, None, &first).await;
