@@ -2,6 +2,11 @@
 //! namespace (`unshare -m`, so no real disk of the machine is ever filled), a filler file takes
 //! the rest of it, writes fail with a clear error, and once the filler is gone, writes work
 //! again without a restart.
+//!
+//! The write that matters is a login: its first write is inside a transaction, so the disk is
+//! found full at `COMMIT`, where SQLite rolls the whole transaction back by itself. The
+//! driver's own `ROLLBACK` then fails, and a connection reused after that would refuse every
+//! later `BEGIN`; with one pooled connection, every later write would fail until a restart.
 
 use std::{
     os::unix::process::CommandExt,
@@ -60,17 +65,27 @@ async fn wait_for(path: &Path) {
     }
 }
 
-async fn register(http: &reqwest::Client, base: &str, username: &str) -> (StatusCode, Value) {
-    let body = json!({"username": username, "password": "password123",
-        "auth": {"type": "m.login.dummy"}});
+async fn post(http: &reqwest::Client, url: String, body: Value) -> (StatusCode, Value) {
     let response = http
-        .post(format!("{base}/_matrix/client/v3/register"))
+        .post(url)
         .json(&body)
         .send()
         .await
         .expect("the server answers");
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn register(http: &reqwest::Client, base: &str, username: &str) -> (StatusCode, Value) {
+    let body = json!({"username": username, "password": "password123",
+        "auth": {"type": "m.login.dummy"}});
+    post(http, format!("{base}/_matrix/client/v3/register"), body).await
+}
+
+async fn login(http: &reqwest::Client, base: &str, username: &str) -> (StatusCode, Value) {
+    let body = json!({"type": "m.login.password", "password": "password123",
+        "identifier": {"type": "m.id.user", "user": username}});
+    post(http, format!("{base}/_matrix/client/v3/login"), body).await
 }
 
 #[tokio::test]
@@ -132,10 +147,16 @@ async fn writes_work_again_once_space_is_back() {
     std::fs::write(control.join("fill"), "").expect("ask to fill");
     wait_for(&control.join("filled")).await;
     for attempt in 0..3 {
+        let (status, body) = login(&http, &base, "before").await;
+        assert!(
+            status.is_server_error(),
+            "a login on a full disk fails: {status} {body}"
+        );
+        assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
         let (status, body) = register(&http, &base, &format!("during{attempt}")).await;
         assert!(
             status.is_server_error(),
-            "a write on a full disk fails: {status} {body}"
+            "a registration on a full disk fails: {status} {body}"
         );
         assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
     }
@@ -146,8 +167,10 @@ async fn writes_work_again_once_space_is_back() {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (status, body) = register(&http, &base, &format!("after{attempt}")).await;
+        let (status, body) = login(&http, &base, "before").await;
         if status == StatusCode::OK {
+            let (status, body) = register(&http, &base, &format!("after{attempt}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
             break;
         }
         assert!(

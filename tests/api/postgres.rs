@@ -209,3 +209,70 @@ async fn connections_cut_under_the_server_are_replaced() {
     }
     drop_database(&mut connection, &name).await;
 }
+
+/// A connection broken in the middle of a transaction (its backend terminated while a login
+/// writes its device) fails that one request with a clear error and is never handed out again:
+/// with a pool of one connection, the next requests work without a restart.
+#[tokio::test]
+async fn a_connection_broken_mid_transaction_is_not_reused() {
+    let name = format!("vestibule_midtx_{}", std::process::id());
+    let (mut connection, url) = fresh_database(&name).await;
+    {
+        let server = TestServer::with(|config| {
+            config.database.url = url.as_str().into();
+            config.database.max_connections = 1;
+        })
+        .await;
+        server.register("dora", "password123").await;
+        let mut database = PgConnection::connect(url.as_str())
+            .await
+            .expect("connect to the server's database");
+        sqlx::raw_sql(
+            "CREATE FUNCTION slow_device() RETURNS trigger AS $$ BEGIN \
+               IF NEW.display_name = 'slow' THEN PERFORM pg_sleep(30); END IF; RETURN NEW; \
+             END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER slow_device BEFORE INSERT ON devices \
+               FOR EACH ROW EXECUTE FUNCTION slow_device();",
+        )
+        .execute(&mut database)
+        .await
+        .expect("install the slow trigger");
+        let slow_login = json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "dora"},
+            "password": "password123",
+            "initial_device_display_name": "slow",
+        });
+        let cut = async {
+            // Wait until the login's transaction sits in the trigger, then cut it.
+            loop {
+                let cut: Vec<(bool,)> = sqlx::query_as(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid() \
+                       AND query LIKE '%devices%' AND xact_start IS NOT NULL",
+                )
+                .bind(&name)
+                .fetch_all(&mut database)
+                .await
+                .expect("look for the login's backend");
+                if !cut.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        let ((status, body), ()) = tokio::join!(
+            server.post("/_matrix/client/v3/login", None, &slow_login),
+            cut
+        );
+        assert!(status.is_server_error(), "{status} {body}");
+        assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
+
+        let login = server.login("dora", "password123").await;
+        let token = login["access_token"].as_str();
+        let (status, body) = server.get("/_matrix/client/v3/account/whoami", token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        database.close().await.expect("close");
+    }
+    drop_database(&mut connection, &name).await;
+}
