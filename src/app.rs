@@ -184,8 +184,11 @@ fn build_threepids(
     let settings = ThreepidSettings {
         public_baseurl: config.public_baseurl.clone(),
         token_lifetime_ms: config.email.token_lifetime_secs.as_millis(),
+        password_reset_lifetime_ms: config.email.password_reset_lifetime_secs.as_millis(),
         allowed_domains: config.email.allowed_domains.clone(),
         hide_address_existence: config.email.hide_address_existence,
+        next_link_allowed_hosts: config.email.next_link_allowed_hosts.clone(),
+        allow_unicode_local_parts: config.email.allow_unicode_local_parts,
     };
     Ok(Threepids::new(
         store, clock, rng, mailer, identity, settings,

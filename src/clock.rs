@@ -53,6 +53,10 @@ impl Clock for ManualClock {
 pub trait Randomness: Send + Sync + 'static {
     /// A random string of `len` ASCII letters and digits.
     fn alphanumeric(&self, len: usize) -> String;
+
+    /// A random string of `len` upper-case ASCII letters and digits, each of the 36 equally
+    /// likely: codes people type, where case must not matter.
+    fn alphanumeric_upper(&self, len: usize) -> String;
 }
 
 /// Randomness from the operating system's CSPRNG.
@@ -65,6 +69,13 @@ impl Randomness for OsRandomness {
             .sample_iter(&Alphanumeric)
             .take(len)
             .map(char::from)
+            .collect()
+    }
+
+    fn alphanumeric_upper(&self, len: usize) -> String {
+        const SYMBOLS: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..len)
+            .map(|_| char::from(SYMBOLS[OsRng.gen_range(0..SYMBOLS.len())]))
             .collect()
     }
 }

@@ -465,10 +465,18 @@ pub struct EmailConfig {
     /// `in_use_subject.txt`, `in_use.txt` and `in_use.html` (minijinja templates) replace the
     /// built-in ones; empty = built-in.
     pub template_dir: String,
-    /// SMTP attempts per email before the send is reported as failed.
-    pub send_attempts: u32,
-    /// How long a verification token can be used, in seconds.
+    /// How long a verification token for registration or for adding an address can be used,
+    /// in seconds.
     pub token_lifetime_secs: Seconds,
+    /// How long a verification token for a password reset can be used, in seconds: short,
+    /// because whoever holds a validated reset session can set the password.
+    pub password_reset_lifetime_secs: Seconds,
+    /// Hosts a client's `next_link` may lead to after validation; empty = only the host of
+    /// `public_baseurl`.
+    pub next_link_allowed_hosts: Vec<String>,
+    /// Accept addresses whose local part (before the `@`) is not ASCII. Off by default: such
+    /// mailboxes have no single canonical spelling, and many SMTP relays cannot deliver them.
+    pub allow_unicode_local_parts: bool,
     /// Email domains addresses may belong to; empty = any.
     pub allowed_domains: Vec<String>,
     /// Answer verification requests for addresses that are taken (registration, adding) or
@@ -490,8 +498,10 @@ impl Default for EmailConfig {
                 .parse()
                 .expect("the default sender is a mailbox"),
             template_dir: String::new(),
-            send_attempts: 3,
             token_lifetime_secs: Seconds::of(24 * 3600),
+            password_reset_lifetime_secs: Seconds::of(3600),
+            next_link_allowed_hosts: Vec::new(),
+            allow_unicode_local_parts: false,
             allowed_domains: Vec::new(),
             hide_address_existence: false,
         }
@@ -569,6 +579,9 @@ pub struct RateLimitConfig {
     pub login_token_per_account: Quota,
     /// Verification email requests (`requestToken`) per client IP.
     pub email_per_ip: Quota,
+    /// Verification email requests (`requestToken`) per recipient address, so that nobody can
+    /// flood one inbox from many IPs.
+    pub email_per_address: Quota,
 }
 
 impl Default for RateLimitConfig {
@@ -592,6 +605,10 @@ impl Default for RateLimitConfig {
                 per_second: 0.017,
                 burst: 5,
             },
+            email_per_address: Quota {
+                per_second: 1.0 / 1200.0,
+                burst: 3,
+            },
         }
     }
 }
@@ -608,6 +625,7 @@ impl RateLimitConfig {
             ("uia_password_per_account", self.uia_password_per_account),
             ("login_token_per_account", self.login_token_per_account),
             ("email_per_ip", self.email_per_ip),
+            ("email_per_address", self.email_per_address),
         ]
         .into_iter()
         .find(|(_, quota)| {

@@ -45,9 +45,6 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// How long one SMTP attempt may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Wait before the first retry; doubled for each further one.
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
-
 /// Why the mailer could not be built or an email not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
@@ -65,6 +62,18 @@ pub enum EmailError {
     Smtp(#[from] lettre::transport::smtp::Error),
 }
 
+impl EmailError {
+    /// Whether sending again can never succeed: the SMTP server refused the email for good
+    /// (a 5xx answer), or it could not even be built. Anything else (a server that is down, a
+    /// 4xx answer) may pass later.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Smtp(err) => err.is_permanent(),
+            Self::Config(_) | Self::Template(_) | Self::Message(_) => true,
+        }
+    }
+}
+
 /// What a verification email is for; the templates word it accordingly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailPurpose {
@@ -77,6 +86,16 @@ pub enum EmailPurpose {
 }
 
 impl EmailPurpose {
+    /// The purpose named by [`Self::as_str`]'s string.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "register" => Some(Self::Register),
+            "add" => Some(Self::Add),
+            "password" => Some(Self::Password),
+            _ => None,
+        }
+    }
+
     /// The name the templates and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,7 +125,6 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     templates: Arc<Environment<'static>>,
-    attempts: u32,
     server_name: String,
 }
 
@@ -145,7 +163,6 @@ impl Mailer {
             transport: builder.build(),
             from,
             templates: Arc::new(load_templates(&config.template_dir)?),
-            attempts: config.send_attempts.max(1),
             server_name: server_name.to_owned(),
         }))
     }
@@ -200,29 +217,24 @@ impl Mailer {
                 render(format!("{kind}.html"))?,
             ))
             .map_err(|err| EmailError::Message(err.to_string()))?;
-        self.send_with_retries(message).await
+        self.send_once(message).await
     }
 
-    async fn send_with_retries(&self, message: Message) -> Result<(), EmailError> {
-        let mut delay = FIRST_RETRY_DELAY;
-        let mut attempt = 1;
-        loop {
-            match self.transport.send(message.clone()).await {
-                Ok(_) => {
-                    metrics::counter!("vestibule_emails_sent_total").increment(1);
-                    return Ok(());
-                }
-                Err(err) if err.is_permanent() || attempt >= self.attempts => {
-                    metrics::counter!("vestibule_email_failures_total").increment(1);
-                    tracing::error!(error = %err, attempt, "sending email failed");
-                    return Err(EmailError::Smtp(err));
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, attempt, "sending email failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
+    async fn send_once(&self, message: Message) -> Result<(), EmailError> {
+        match self.transport.send(message).await {
+            Ok(_) => {
+                metrics::counter!("vestibule_emails_sent_total").increment(1);
+                Ok(())
+            }
+            Err(err) => {
+                let outcome = if err.is_permanent() {
+                    "refused"
+                } else {
+                    "deferred"
+                };
+                metrics::counter!("vestibule_email_failures_total", "outcome" => outcome)
+                    .increment(1);
+                Err(EmailError::Smtp(err))
             }
         }
     }

@@ -28,6 +28,9 @@ use crate::app::AppState;
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often devices' last-seen times are written to the store.
 const LAST_SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
+/// How often the email outbox is checked for emails other instances queued or that are due
+/// again (this instance's own are sent at once).
+const OUTBOX_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Serves `state` on every listener until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
@@ -37,6 +40,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_expired_sessions(state.clone()));
     let flush = tokio::spawn(flush_last_seen(state.clone()));
+    let threepids = state.threepids.clone();
+    let outbox = tokio::spawn(async move { threepids.run_outbox(OUTBOX_POLL_INTERVAL).await });
     let accounts = state.accounts.clone();
     let router = http::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -68,6 +73,7 @@ pub async fn serve(
     }
     purge.abort();
     flush.abort();
+    outbox.abort();
     if let Err(err) = accounts.flush_last_seen().await {
         tracing::warn!(error = %err, "could not write devices' last-seen times at shutdown");
     }

@@ -28,6 +28,8 @@ pub enum Limit {
     LoginTokenPerAccount,
     /// [`RateLimitConfig::email_per_ip`].
     EmailPerIp,
+    /// [`RateLimitConfig::email_per_address`].
+    EmailPerAddress,
 }
 
 /// A request was refused by a limit.
@@ -77,6 +79,7 @@ impl RateLimiter {
             }
             Limit::LoginTokenPerAccount => ("login_token:account", config.login_token_per_account),
             Limit::EmailPerIp => ("email:ip", config.email_per_ip),
+            Limit::EmailPerAddress => ("email:address", config.email_per_address),
         }
     }
 

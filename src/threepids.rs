@@ -2,21 +2,26 @@
 //! attached to accounts, bindings at identity servers, and the OpenID tokens identity servers
 //! use. No HTTP and no SQL here.
 
-use std::{sync::Arc, sync::LazyLock};
+use std::{sync::Arc, sync::LazyLock, time::Duration};
 
 use regex::Regex;
 use ruma::{OwnedUserId, UserId};
+use tokio::sync::Notify;
 
 use crate::{
     clock::{Clock, Randomness},
-    email::{EmailError, EmailPurpose, Mailer, VerificationEmail},
+    email::{EmailPurpose, Mailer, VerificationEmail},
     identity::{IdentityClient, IdentityError, SessionCredentials, ValidatedThreepid},
     store::{
-        BindingRecord, Conflict, NewThreepid, NewValidationSession, Store, StoreError,
-        ThreepidRecord, TokenCheck, ValidationStart,
+        BindingRecord, Conflict, DueEmail, NewThreepid, NewValidationSession, QueuedEmail, Store,
+        StoreError, ThreepidRecord, TokenCheck, ValidationStart,
     },
     tokens,
 };
+
+mod addresses;
+
+pub use addresses::{InvalidEmail, canonical_email};
 
 /// The spec's grammar for client secrets and session IDs.
 static CLIENT_SECRET: LazyLock<Regex> =
@@ -30,6 +35,20 @@ const CODE_CHARS: usize = 8;
 const MAX_TOKEN_FAILURES: i64 = 5;
 /// Lifetime of OpenID tokens, in milliseconds (Synapse uses an hour too).
 const OPENID_LIFETIME_MS: i64 = 3600 * 1000;
+/// The longest `next_link` kept: a URL, not a document.
+const MAX_NEXT_LINK_BYTES: usize = 2048;
+/// Outbox emails one delivery round claims.
+const DELIVERY_BATCH: i64 = 16;
+/// How long an instance holds the emails it claimed before another may retry them.
+const DELIVERY_LEASE_MS: i64 = 60_000;
+/// The wait before the first retry of a failed send; doubled for each further one.
+const FIRST_RETRY_DELAY_MS: i64 = 1000;
+/// The longest wait between two retries of a send.
+const MAX_RETRY_DELAY_MS: i64 = 300_000;
+/// The outbox kind of an email carrying a link and a code.
+const VERIFICATION_EMAIL: &str = "verification";
+/// The outbox kind of a notice to the owner of a taken address.
+const ADDRESS_IN_USE_EMAIL: &str = "address_in_use";
 
 /// What can go wrong with third-party identifiers, named for the caller.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +83,9 @@ pub enum ThreepidError {
     /// Too many wrong tokens were submitted; the session is closed.
     #[error("too many wrong tokens; request a new email")]
     TooManyAttempts,
-    /// The email could not be sent; nothing was kept.
-    #[error("the email could not be sent; try again later")]
-    SendFailed,
+    /// The SMTP server refused the session's email for good: its code can never arrive.
+    #[error("the email to this address could not be delivered; check the address")]
+    DeliveryFailed,
     /// The identity server is not trusted.
     #[error("{0}")]
     NotTrusted(String),
@@ -160,12 +179,33 @@ impl UnbindResult {
 pub struct ThreepidSettings {
     /// The URL users and clients reach this server at.
     pub public_baseurl: url::Url,
-    /// Verification-token lifetime, in milliseconds.
+    /// Verification-token lifetime for registration and address additions, in milliseconds.
     pub token_lifetime_ms: i64,
+    /// Verification-token lifetime for password resets, in milliseconds.
+    pub password_reset_lifetime_ms: i64,
     /// Allowed email domains; empty = any.
     pub allowed_domains: Vec<String>,
     /// Answer as if fine, sending nothing, for taken or unknown addresses.
     pub hide_address_existence: bool,
+    /// Hosts a `next_link` may lead to; empty = the host of `public_baseurl` only.
+    pub next_link_allowed_hosts: Vec<String>,
+    /// Accept non-ASCII local parts.
+    pub allow_unicode_local_parts: bool,
+}
+
+/// What the page behind an email's link asks the user to confirm.
+#[derive(Debug, Clone)]
+pub struct PendingConfirmation {
+    /// What the address is being proven for.
+    pub purpose: EmailPurpose,
+    /// The address.
+    pub address: String,
+    /// The account concerned: the one whose password would be reset, or the one that asked to
+    /// add the address; `None` when it is not known (a registration, an anonymous request).
+    pub account: Option<OwnedUserId>,
+    /// The hidden value the confirmation form must send back: bound to this session and its
+    /// current code, so a form can't be forged without the email.
+    pub form_key: String,
 }
 
 /// The third-party identifier service.
@@ -177,12 +217,15 @@ pub struct Threepids {
     mailer: Option<Mailer>,
     identity: IdentityClient,
     settings: Arc<ThreepidSettings>,
+    /// Woken when an email is queued, so that this instance sends it at once.
+    outbox_queued: Arc<Notify>,
 }
 
-/// The canonical form of an email address: the spec compares them case-insensitively, so they
-/// are kept lower-cased.
-pub fn canonical_email(address: &str) -> String {
-    address.trim().to_lowercase()
+/// The form in which an address given by a client (or an identity server) is compared with
+/// stored ones: its canonical form, or, for an address this server would never accept, one no
+/// stored address has.
+pub fn comparable_email(address: &str) -> String {
+    canonical_email(address).unwrap_or_else(|_| address.trim().to_owned())
 }
 
 impl Threepids {
@@ -202,6 +245,7 @@ impl Threepids {
             mailer,
             identity,
             settings: Arc::new(settings),
+            outbox_queued: Arc::new(Notify::new()),
         }
     }
 
@@ -215,19 +259,26 @@ impl Threepids {
         &self.identity
     }
 
-    /// Starts (or repeats) an email verification: checks the request, the address's standing
-    /// for `purpose`, then sends the email. A repeated `send_attempt` answers with the same
-    /// session and sends nothing; a failed send keeps nothing.
+    /// Starts (or repeats) an email verification: checks the request and the address's
+    /// standing for `purpose`, then stores the session and queues its email in one
+    /// transaction, and answers before any SMTP work (the outbox sends it). A repeated
+    /// `send_attempt` answers with the same session and queues nothing. `requester` is the
+    /// account that asked, when the request carried an access token.
     pub async fn request_email_token(
         &self,
         request: EmailTokenRequest,
+        requester: Option<&UserId>,
     ) -> Result<EmailTokenResponse, ThreepidError> {
-        let mailer = self.mailer.as_ref().ok_or(ThreepidError::NoMailer)?;
+        if self.mailer.is_none() {
+            return Err(ThreepidError::NoMailer);
+        }
         check_client_secret(&request.client_secret)?;
         let address = self.check_email(&request.email)?;
-        if let Some(next_link) = &request.next_link {
-            check_next_link(next_link)?;
-        }
+        let next_link = request
+            .next_link
+            .as_deref()
+            .map(|link| self.check_next_link(link))
+            .transpose()?;
         let owner = self.store.threepid_owner("email", &address).await?;
         let refused = match request.purpose {
             EmailPurpose::Register | EmailPurpose::Add => {
@@ -235,30 +286,42 @@ impl Threepids {
             }
             EmailPurpose::Password => owner.is_none().then_some(ThreepidError::NotFound),
         };
-        let in_use_notice = match refused {
-            None => false,
+        let code = self.rng.alphanumeric_upper(CODE_CHARS);
+        // Hidden refusals still get a real session (repeats stay idempotent, wrong codes are
+        // counted the same), whose code is never sent: a taken address's owner gets a notice,
+        // an unknown address gets nothing.
+        let email = match refused {
+            None => Some(QueuedEmail {
+                kind: VERIFICATION_EMAIL.into(),
+                recipient: address.clone(),
+                code: code.clone(),
+            }),
             Some(refused) if !self.settings.hide_address_existence => return Err(refused),
-            // An answer indistinguishable from a real one; an unknown address gets no email.
-            Some(ThreepidError::NotFound) => {
-                return Ok(self.token_response(self.rng.alphanumeric(SID_CHARS)));
-            }
-            // A taken address: a real session (so repeats stay idempotent) whose code is never
-            // sent, and a notice to the owner instead.
-            Some(_) => true,
+            Some(ThreepidError::NotFound) => None,
+            Some(_) => Some(QueuedEmail {
+                kind: ADDRESS_IN_USE_EMAIL.into(),
+                recipient: address.clone(),
+                code: String::new(),
+            }),
         };
-        let code = self.rng.alphanumeric(CODE_CHARS).to_ascii_uppercase();
+        let lifetime_ms = match request.purpose {
+            EmailPurpose::Password => self.settings.password_reset_lifetime_ms,
+            EmailPurpose::Register | EmailPurpose::Add => self.settings.token_lifetime_ms,
+        };
         let now_ms = self.clock.now_ms();
         let session = NewValidationSession {
             sid: self.rng.alphanumeric(SID_CHARS),
             client_secret: request.client_secret.clone(),
             medium: "email".into(),
-            address: address.clone(),
+            address,
             purpose: request.purpose.as_str().into(),
             send_attempt: i64::try_from(request.send_attempt).unwrap_or(i64::MAX),
             token_hash: tokens::digest(&code),
-            next_link: request.next_link,
+            next_link,
             now_ms,
-            expires_at_ms: now_ms.saturating_add(self.settings.token_lifetime_ms),
+            expires_at_ms: now_ms.saturating_add(lifetime_ms),
+            requester: requester.map(|user| user.as_str().to_owned()),
+            email,
         };
         let start = match self.store.start_validation(session.clone()).await {
             // A concurrent identical request created the session first: it is a repeat.
@@ -268,31 +331,137 @@ impl Threepids {
             other => other?,
         };
         let sid = match start {
-            ValidationStart::AlreadySent { sid } => return Ok(self.token_response(sid)),
-            ValidationStart::Send { sid } => sid,
+            ValidationStart::AlreadySent { sid } => sid,
+            ValidationStart::Send { sid } => {
+                self.outbox_queued.notify_one();
+                sid
+            }
         };
-        let link = self.validation_link(&sid, &request.client_secret, &code);
-        let sent = if in_use_notice {
-            mailer
-                .send_address_in_use(request.email.trim(), request.purpose)
-                .await
-        } else {
-            let email = VerificationEmail {
-                to: request.email.trim(),
-                purpose: request.purpose,
-                link: link.as_str(),
-                code: &code,
-            };
-            mailer.send_verification(email).await
-        };
-        if let Err(err) = sent {
-            self.store.delete_validation(&sid).await?;
-            return Err(match err {
-                EmailError::Message(reason) => ThreepidError::InvalidParam(reason),
-                _ => ThreepidError::SendFailed,
-            });
-        }
         Ok(self.token_response(sid))
+    }
+
+    /// Sends the outbox emails that are due, as one round: each is sent, deferred with a
+    /// growing delay while the SMTP server fails for now, or dropped with its session marked
+    /// failed when the server refuses it for good. Returns how many emails it handled.
+    pub async fn deliver_due_emails(&self) -> Result<usize, ThreepidError> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(0);
+        };
+        let now_ms = self.clock.now_ms();
+        let due = self
+            .store
+            .claim_due_emails(now_ms, now_ms + DELIVERY_LEASE_MS, DELIVERY_BATCH)
+            .await?;
+        let handled = due.len();
+        for email in due {
+            let purpose = EmailPurpose::parse(&email.purpose).unwrap_or(EmailPurpose::Register);
+            let sent = if email.kind == ADDRESS_IN_USE_EMAIL {
+                mailer.send_address_in_use(&email.recipient, purpose).await
+            } else {
+                let link = self.validation_link(&email.sid, &email.client_secret, &email.code);
+                let verification = VerificationEmail {
+                    to: &email.recipient,
+                    purpose,
+                    link: link.as_str(),
+                    code: &email.code,
+                };
+                mailer.send_verification(verification).await
+            };
+            let now_ms = self.clock.now_ms();
+            match sent {
+                Ok(()) => self.store.email_sent(email.id).await?,
+                Err(err) if err.is_permanent() => {
+                    tracing::warn!(error = %err, email_id = email.id,
+                        "the SMTP server refused a verification email for good");
+                    self.store.email_refused(email.id, now_ms).await?;
+                }
+                Err(err) => {
+                    let delay = retry_delay_ms(&email);
+                    tracing::warn!(error = %err, email_id = email.id, retry_in_ms = delay,
+                        "sending a verification email failed; it will be retried");
+                    self.store.email_deferred(email.id, now_ms + delay).await?;
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Delivers outbox emails for as long as the server runs: at once when this instance
+    /// queues one, and every `poll` for emails other instances queued or that are due again.
+    pub async fn run_outbox(&self, poll: Duration) {
+        loop {
+            match self.deliver_due_emails().await {
+                Ok(0) => {}
+                // More may be due: go on without waiting.
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not deliver queued emails");
+                }
+            }
+            tokio::select! {
+                () = self.outbox_queued.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// What the page behind a session's link asks the user to confirm, if `token` is the
+    /// session's current code. Reads only: nothing is validated and no attempt is counted
+    /// (a page fetched by a link scanner changes nothing).
+    pub async fn pending_confirmation(
+        &self,
+        sid: &str,
+        client_secret: &str,
+        token: &str,
+    ) -> Result<PendingConfirmation, ThreepidError> {
+        let session = self
+            .store
+            .find_validation(sid)
+            .await?
+            .filter(|session| session.client_secret == client_secret)
+            .ok_or(ThreepidError::NoSession)?;
+        if session.expires_at_ms <= self.clock.now_ms() {
+            return Err(ThreepidError::SessionExpired);
+        }
+        if session.token_hash != tokens::digest(&normalized_code(token)) {
+            return Err(ThreepidError::WrongToken);
+        }
+        let purpose = EmailPurpose::parse(&session.purpose).ok_or(ThreepidError::NoSession)?;
+        let account = match purpose {
+            EmailPurpose::Password => self.email_owner(&session.address).await?,
+            EmailPurpose::Add => session
+                .requester
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()?,
+            EmailPurpose::Register => None,
+        };
+        Ok(PendingConfirmation {
+            purpose,
+            form_key: form_key(&session.sid, &session.token_hash),
+            address: session.address,
+            account,
+        })
+    }
+
+    /// Confirms a session from its page's form: `form_key` must be the one the page carried,
+    /// then the code is submitted as by [`Self::submit_token`].
+    pub async fn confirm(
+        &self,
+        sid: &str,
+        client_secret: &str,
+        token: &str,
+        form_key: &str,
+    ) -> Result<Option<String>, ThreepidError> {
+        let pending = self.pending_confirmation(sid, client_secret, token).await;
+        match pending {
+            Ok(pending) if pending.form_key == form_key => {}
+            // A wrong code is counted as on `submit_url`; a forged form is refused.
+            Err(ThreepidError::WrongToken) => {}
+            Ok(_) => return Err(ThreepidError::NoSession),
+            Err(err) => return Err(err),
+        }
+        self.submit_token(sid, client_secret, token).await
     }
 
     fn token_response(&self, sid: String) -> EmailTokenResponse {
@@ -320,15 +489,51 @@ impl Threepids {
 
     /// The canonical address, if it is an email address this server accepts.
     fn check_email(&self, email: &str) -> Result<String, ThreepidError> {
-        let address: lettre::Address = email.trim().parse().map_err(|_| {
-            ThreepidError::InvalidParam(format!("{email:?} is not an email address"))
+        let address = canonical_email(email).map_err(|err| {
+            ThreepidError::InvalidParam(format!("{email:?} is not an accepted address: {err}"))
         })?;
-        let domain = address.domain().to_lowercase();
+        let (local, domain) = address.rsplit_once('@').unwrap_or_default();
+        if !self.settings.allow_unicode_local_parts && !local.is_ascii() {
+            return Err(ThreepidError::InvalidParam(
+                "addresses whose part before the @ is not ASCII are not accepted here".into(),
+            ));
+        }
         let allowed = &self.settings.allowed_domains;
-        if !allowed.is_empty() && !allowed.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+        if !allowed.is_empty() && !allowed.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
             return Err(ThreepidError::Denied);
         }
-        Ok(canonical_email(email))
+        Ok(address)
+    }
+
+    /// A `next_link` must be an http(s) URL on an allowed host (by default the host of
+    /// `public_baseurl`); it is kept as the parsed URL's serialization, never as sent.
+    fn check_next_link(&self, next_link: &str) -> Result<String, ThreepidError> {
+        let invalid = |reason: &str| ThreepidError::InvalidParam(format!("next_link {reason}"));
+        if next_link.len() > MAX_NEXT_LINK_BYTES {
+            return Err(invalid("is too long"));
+        }
+        let url = url::Url::parse(next_link).map_err(|_| invalid("is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("must be an http or https URL"));
+        }
+        let host = url.host_str().unwrap_or_default();
+        let allowed = &self.settings.next_link_allowed_hosts;
+        let permitted = if allowed.is_empty() {
+            self.settings
+                .public_baseurl
+                .host_str()
+                .is_some_and(|own| own.eq_ignore_ascii_case(host))
+        } else {
+            allowed
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host))
+        };
+        if !permitted {
+            return Err(invalid(
+                "leads to a host this server does not send users to",
+            ));
+        }
+        Ok(url.to_string())
     }
 
     /// Submits the code from the email (or the link's token): validates the session's address.
@@ -344,7 +549,7 @@ impl Threepids {
             .check_validation_token(
                 sid,
                 client_secret,
-                &tokens::digest(&token.trim().to_ascii_uppercase()),
+                &tokens::digest(&normalized_code(token)),
                 self.clock.now_ms(),
                 MAX_TOKEN_FAILURES,
             )
@@ -355,6 +560,7 @@ impl Threepids {
             TokenCheck::NoSession => Err(ThreepidError::NoSession),
             TokenCheck::Expired => Err(ThreepidError::SessionExpired),
             TokenCheck::TooManyAttempts => Err(ThreepidError::TooManyAttempts),
+            TokenCheck::DeliveryFailed => Err(ThreepidError::DeliveryFailed),
         }
     }
 
@@ -402,7 +608,7 @@ impl Threepids {
     pub async fn email_owner(&self, address: &str) -> Result<Option<OwnedUserId>, ThreepidError> {
         let owner = self
             .store
-            .threepid_owner("email", &canonical_email(address))
+            .threepid_owner("email", &comparable_email(address))
             .await?;
         Ok(owner.and_then(|owner| UserId::parse(owner).ok()))
     }
@@ -444,7 +650,7 @@ impl Threepids {
         address: &str,
         id_server: Option<&str>,
     ) -> Result<(bool, UnbindResult), ThreepidError> {
-        let address = canonical_email(address);
+        let address = comparable_email(address);
         let removed = self
             .store
             .remove_threepid(user_id.as_str(), medium, &address)
@@ -464,7 +670,7 @@ impl Threepids {
         self.identity.bind(creds, user_id.as_str()).await?;
         let binding = BindingRecord {
             medium: validated.medium.clone(),
-            address: canonical_email(&validated.address),
+            address: comparable_email(&validated.address),
             id_server: creds.id_server.to_owned(),
             sid: creds.sid.to_owned(),
             client_secret: creds.client_secret.to_owned(),
@@ -483,7 +689,7 @@ impl Threepids {
         address: &str,
         id_server: Option<&str>,
     ) -> Result<UnbindResult, ThreepidError> {
-        let address = canonical_email(address);
+        let address = comparable_email(address);
         let bindings = self.store.bindings(user_id.as_str()).await?;
         let targets = bindings.iter().filter(|binding| {
             binding.medium == medium
@@ -580,14 +786,23 @@ pub fn check_client_secret(client_secret: &str) -> Result<(), ThreepidError> {
     }
 }
 
-/// A `next_link` must be an http(s) URL.
-fn check_next_link(next_link: &str) -> Result<(), ThreepidError> {
-    match url::Url::parse(next_link) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
-        _ => Err(ThreepidError::InvalidParam(
-            "next_link must be an http or https URL".into(),
-        )),
-    }
+/// A code as typed or linked: case and surrounding spaces don't matter.
+fn normalized_code(code: &str) -> String {
+    code.trim().to_ascii_uppercase()
+}
+
+/// The hidden value of a session's confirmation form: a digest of the session and its current
+/// code's digest, so only a page made for this email can be posted back.
+fn form_key(sid: &str, token_hash: &str) -> String {
+    tokens::digest(&format!("vestibule-confirm:{sid}:{token_hash}"))
+}
+
+/// How long to wait before the next attempt at an email that failed `attempts + 1` times.
+fn retry_delay_ms(email: &DueEmail) -> i64 {
+    let doublings = u32::try_from(email.attempts.clamp(0, 20)).unwrap_or(20);
+    FIRST_RETRY_DELAY_MS
+        .saturating_mul(1_i64 << doublings)
+        .min(MAX_RETRY_DELAY_MS)
 }
 
 #[cfg(test)]
@@ -600,17 +815,5 @@ mod tests {
         assert!(check_client_secret("").is_err());
         assert!(check_client_secret("has space").is_err());
         assert!(check_client_secret(&"a".repeat(256)).is_err());
-    }
-
-    #[test]
-    fn next_links_must_be_web_urls() {
-        assert!(check_next_link("https://example.org/done").is_ok());
-        assert!(check_next_link("javascript:alert(1)").is_err());
-        assert!(check_next_link("not a url").is_err());
-    }
-
-    #[test]
-    fn emails_compare_case_insensitively() {
-        assert_eq!(canonical_email(" Alice@Example.ORG "), "alice@example.org");
     }
 }

@@ -2,6 +2,8 @@
 //! Information"): adding a proven email address, removing one, and binding addresses at
 //! identity servers.
 
+use ruma::UserId;
+
 use super::{AccountError, Accounts, Requester, events::AccountEvent};
 use crate::{
     email::EmailPurpose,
@@ -10,7 +12,7 @@ use crate::{
     store::{Conflict, NewThreepid, StoreError},
     threepids::{
         EmailTokenRequest, EmailTokenResponse, ProvenAddress, ThreepidError, UnbindResult,
-        canonical_email, check_client_secret,
+        check_client_secret, comparable_email,
     },
     uia::{Action, BoundRequest},
 };
@@ -59,15 +61,25 @@ pub struct LegacyAddress {
 }
 
 impl Accounts {
-    /// Starts an email verification, limited per client IP so that nobody can use this server
-    /// to flood inboxes (a repeated `send_attempt` sends nothing).
+    /// Starts an email verification, limited per client IP and per recipient so that nobody
+    /// can use this server to flood inboxes (a repeated `send_attempt` sends nothing).
+    /// `requester` is the account that asked, when the request carried an access token; the
+    /// confirmation page names it.
     pub async fn request_email_token(
         &self,
         request: EmailTokenRequest,
         ip: Option<&str>,
+        requester: Option<&UserId>,
     ) -> Result<EmailTokenResponse, AccountError> {
         self.limiter.take(Limit::EmailPerIp, ip).await?;
-        Ok(self.threepids.request_email_token(request).await?)
+        let recipient = comparable_email(&request.email);
+        self.limiter
+            .take(Limit::EmailPerAddress, Some(&recipient))
+            .await?;
+        Ok(self
+            .threepids
+            .request_email_token(request, requester)
+            .await?)
     }
 
     /// After password UIA, attaches the address a verification session of this server proved
@@ -132,7 +144,7 @@ impl Accounts {
         }
         let proven = ProvenAddress {
             medium: validated.medium,
-            address: canonical_email(&validated.address),
+            address: comparable_email(&validated.address),
             validated_at_ms: validated.validated_at_ms,
             sid: None,
         };
@@ -189,7 +201,7 @@ impl Accounts {
         if removed {
             self.report([AccountEvent::EmailRemoved {
                 user_id: requester.user_id.clone(),
-                address: canonical_email(address),
+                address: comparable_email(address),
             }])
             .await;
         }

@@ -11,7 +11,7 @@ use crate::{
     email::EmailPurpose,
     identity::SessionCredentials,
     ratelimit::{Limit, RateLimitError, RateLimiter},
-    threepids::{ThreepidError, Threepids, canonical_email},
+    threepids::{ThreepidError, Threepids, comparable_email},
     uia::{
         Action, StageFailure, StageFailureKind,
         proofs::{EmailProof, IdentityServerSession, TokenProof, record},
@@ -271,7 +271,7 @@ impl Stage for EmailIdentity {
         match self.threepids.proven_by_identity_server(session).await {
             Ok(validated) => Ok(record(&EmailProof {
                 medium: validated.medium,
-                address: canonical_email(&validated.address),
+                address: comparable_email(&validated.address),
                 validated_at_ms: validated.validated_at_ms,
                 sid: None,
                 identity_server: Some(IdentityServerSession {

@@ -313,8 +313,15 @@ impl From<crate::threepids::ThreepidError> for MatrixError {
             ThreepidError::TooManyAttempts => (StatusCode::FORBIDDEN, "M_FORBIDDEN"),
             ThreepidError::NotTrusted(_) => (StatusCode::BAD_REQUEST, "M_SERVER_NOT_TRUSTED"),
             ThreepidError::AuthFailed => (StatusCode::FORBIDDEN, "M_THREEPID_AUTH_FAILED"),
-            ThreepidError::SendFailed | ThreepidError::IdentityServer(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN")
+            ThreepidError::DeliveryFailed => (StatusCode::BAD_REQUEST, "M_UNKNOWN"),
+            // The detail (an internal URL, the peer's answer) is for the operator's log only.
+            ThreepidError::IdentityServer(_) => {
+                tracing::warn!(error = %error_chain(&err), "an identity server failed");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "M_UNKNOWN",
+                    "the identity server could not be asked; try again later",
+                );
             }
             ThreepidError::UnknownOpenIdToken => (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN"),
             ThreepidError::Store(_) | ThreepidError::CorruptIdentifier(_) => {

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod json;
 pub mod legacy;
+mod pages;
 pub mod profile;
 pub mod register;
 pub mod ruma;

@@ -8,11 +8,11 @@
 use axum::{
     Json, Router,
     extract::{
-        Path, Query, State,
-        rejection::{PathRejection, QueryRejection},
+        Form, Path, Query, State,
+        rejection::{FormRejection, PathRejection, QueryRejection},
     },
     http::{StatusCode, Uri, header},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use ruma::UserId;
@@ -20,8 +20,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    auth::{ClientIp, FullAccount},
+    auth::{ClientIp, FullAccount, MaybeAuthenticated},
     json::JsonBody,
+    pages,
 };
 use crate::{
     accounts::{BindRequest, LegacyAddress, NewAddress},
@@ -36,7 +37,10 @@ use crate::{
 pub fn routes() -> Router<AppState> {
     let mut router = Router::new()
         .route("/_vestibule/email/submit_token", post(submit_token))
-        .route("/_vestibule/email/validate", get(validation_page))
+        .route(
+            "/_vestibule/email/validate",
+            get(validation_page).post(confirm_validation),
+        )
         .route(
             "/_matrix/federation/v1/openid/userinfo",
             get(openid_userinfo),
@@ -104,6 +108,7 @@ async fn request_email_token(
     ip: Option<&str>,
     body: EmailTokenBody,
     purpose: EmailPurpose,
+    requester: Option<&UserId>,
 ) -> Result<Json<Value>, MatrixError> {
     let request = EmailTokenRequest {
         client_secret: body.client_secret,
@@ -112,7 +117,10 @@ async fn request_email_token(
         next_link: body.next_link,
         purpose,
     };
-    let response = app.accounts.request_email_token(request, ip).await?;
+    let response = app
+        .accounts
+        .request_email_token(request, ip, requester)
+        .await?;
     Ok(Json(
         json!({ "sid": response.sid, "submit_url": response.submit_url }),
     ))
@@ -125,16 +133,20 @@ async fn register_email_token(
     ClientIp(ip): ClientIp,
     JsonBody { body, .. }: JsonBody<EmailTokenBody>,
 ) -> Result<Json<Value>, MatrixError> {
-    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Register).await
+    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Register, None).await
 }
 
 /// `POST /account/3pid/email/requestToken`: verification of an address to add to an account.
+/// The spec asks for no access token here; when the client sends one, the confirmation page
+/// names the account.
 async fn add_email_token(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
+    MaybeAuthenticated(requester): MaybeAuthenticated,
     JsonBody { body, .. }: JsonBody<EmailTokenBody>,
 ) -> Result<Json<Value>, MatrixError> {
-    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Add).await
+    let requester = requester.as_ref().map(|requester| &*requester.user_id);
+    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Add, requester).await
 }
 
 /// `POST /account/password/email/requestToken`: verification of an account's address to reset
@@ -145,7 +157,7 @@ async fn password_email_token(
     ClientIp(ip): ClientIp,
     JsonBody { body, .. }: JsonBody<EmailTokenBody>,
 ) -> Result<Json<Value>, MatrixError> {
-    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Password).await
+    request_email_token(&app, ip.as_deref(), body, EmailPurpose::Password, None).await
 }
 
 /// The `msisdn` `requestToken` endpoints: this server sends no SMS, and phone numbers are
@@ -162,10 +174,10 @@ async fn phone_numbers_unsupported() -> MatrixError {
 
 /// What the validation link and `submit_url` carry.
 #[derive(Deserialize)]
-struct SubmittedToken {
-    sid: String,
-    client_secret: String,
-    token: String,
+pub(super) struct SubmittedToken {
+    pub(super) sid: String,
+    pub(super) client_secret: String,
+    pub(super) token: String,
 }
 
 /// `POST /_vestibule/email/submit_token` (the `submit_url`): the code from the email proves the
@@ -180,51 +192,87 @@ async fn submit_token(
     Ok(Json(json!({ "success": true })))
 }
 
-/// `GET /_vestibule/email/validate`: the link in the email. A plain page that says whether the
-/// address is now verified, or a redirect to the client's `next_link` when it gave one.
+/// `GET /_vestibule/email/validate`: the link in the email. It only shows a page saying what
+/// is being confirmed (whose password would be reset, which account the address would join),
+/// with a form that confirms by `POST`: a link scanner or preview that fetches the link
+/// changes nothing, and nobody confirms without reading what for.
 async fn validation_page(
     State(app): State<AppState>,
     query: Result<Query<SubmittedToken>, QueryRejection>,
 ) -> Response {
     let Ok(Query(submitted)) = query else {
-        return page(StatusCode::BAD_REQUEST, "This link is incomplete.");
+        return pages::message(StatusCode::BAD_REQUEST, "This link is incomplete.");
     };
+    let pending = app
+        .threepids
+        .pending_confirmation(&submitted.sid, &submitted.client_secret, &submitted.token)
+        .await;
+    match pending {
+        Ok(pending) => pages::confirmation(&app, &submitted, &pending),
+        Err(err) => failure_page(&err),
+    }
+}
+
+/// The confirmation form of the validation page.
+#[derive(Deserialize)]
+struct ConfirmationForm {
+    sid: String,
+    client_secret: String,
+    token: String,
+    form_key: String,
+}
+
+/// `POST /_vestibule/email/validate`: the validation page's form. A form posted from another
+/// site (its `Origin` is not this server's) is refused; then the code is checked as on
+/// `submit_url`, and the user sent on to the client's `next_link` when it gave one.
+async fn confirm_validation(
+    State(app): State<AppState>,
+    headers: header::HeaderMap,
+    form: Result<Form<ConfirmationForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::message(StatusCode::BAD_REQUEST, "This form is incomplete.");
+    };
+    if !pages::same_origin(&app, &headers) {
+        return pages::message(
+            StatusCode::FORBIDDEN,
+            "This confirmation did not come from this server's page.",
+        );
+    }
     match app
         .threepids
-        .submit_token(&submitted.sid, &submitted.client_secret, &submitted.token)
+        .confirm(&form.sid, &form.client_secret, &form.token, &form.form_key)
         .await
     {
         Ok(Some(next_link)) => Redirect::to(&next_link).into_response(),
-        Ok(None) => page(
+        Ok(None) => pages::message(
             StatusCode::OK,
             "Your email address is verified. You can return to your Matrix client.",
         ),
-        Err(ThreepidError::SessionExpired) => page(
+        Err(err) => failure_page(&err),
+    }
+}
+
+/// The page for a link or form that can't be confirmed (always a fixed text: nothing from the
+/// request).
+fn failure_page(err: &ThreepidError) -> Response {
+    match err {
+        ThreepidError::SessionExpired => pages::message(
             StatusCode::BAD_REQUEST,
             "This link has expired. Ask your client to send a new email.",
         ),
-        Err(err @ (ThreepidError::Store(_) | ThreepidError::CorruptIdentifier(_))) => {
-            tracing::error!(error = %error_chain(&err), "validating an email token failed");
-            page(
+        ThreepidError::Store(_) | ThreepidError::CorruptIdentifier(_) => {
+            tracing::error!(error = %error_chain(err), "validating an email token failed");
+            pages::message(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong. Please try again later.",
             )
         }
-        Err(_) => page(
+        _ => pages::message(
             StatusCode::BAD_REQUEST,
             "This link is not valid. Ask your client to send a new email.",
         ),
     }
-}
-
-/// A minimal HTML page with one message (always a fixed text: nothing from the request).
-fn page(status: StatusCode, message: &'static str) -> Response {
-    let body = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Email verification</title></head>\
-         <body style=\"font-family: sans-serif\"><p>{message}</p></body></html>"
-    );
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
 }
 
 /// `GET /account/3pid`: the addresses attached to the caller's account, with when they were

@@ -25,6 +25,7 @@ mod dialect;
 mod lifecycle;
 mod one_call;
 mod openid;
+mod outbox;
 mod profiles;
 mod rate_limits;
 mod registration_tokens;
@@ -48,8 +49,8 @@ pub use lifecycle::{
     RegistrationTokenRecord, Restriction,
 };
 pub use threepids::{
-    BindingRecord, NewThreepid, NewValidationSession, ThreepidRecord, ThreepidStore, TokenCheck,
-    ValidationSessionRecord, ValidationStart,
+    BindingRecord, DueEmail, NewThreepid, NewValidationSession, QueuedEmail, ThreepidRecord,
+    ThreepidStore, TokenCheck, ValidationSessionRecord, ValidationStart,
 };
 pub use unit_of_work::StoreTx;
 

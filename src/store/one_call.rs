@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{
-    BindingRecord, DeviceRecord, GuestUpgrade, LastSeen, LifecycleStore, NewAccount, NewLogin,
-    NewLoginToken, NewThreepid, NewValidationSession, ProfileWrite, RefreshOutcome,
+    BindingRecord, DeviceRecord, DueEmail, GuestUpgrade, LastSeen, LifecycleStore, NewAccount,
+    NewLogin, NewLoginToken, NewThreepid, NewValidationSession, ProfileWrite, RefreshOutcome,
     RegistrationTokenRecord, Restriction, SqlStore, Store, StoreError, StoreTx, ThreepidRecord,
     ThreepidStore, TokenCheck, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord,
     UserRecord, ValidationSessionRecord, ValidationStart, accounts, addresses, devices, openid,
@@ -375,6 +375,34 @@ impl ThreepidStore for SqlStore {
             .await?;
         tx.commit().await?;
         Ok(check)
+    }
+
+    async fn claim_due_emails(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DueEmail>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let claimed = tx.claim_due_emails(now_ms, lease_until_ms, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn email_sent(&self, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.autocommit().await?;
+        conn.email_sent(id).await
+    }
+
+    async fn email_deferred(&self, id: i64, next_attempt_at_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.autocommit().await?;
+        conn.email_deferred(id, next_attempt_at_ms).await
+    }
+
+    async fn email_refused(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.email_refused(id, now_ms).await?;
+        tx.commit().await
     }
 
     async fn user_threepids(&self, user_id: &str) -> Result<Vec<ThreepidRecord>, StoreError> {

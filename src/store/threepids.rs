@@ -29,6 +29,44 @@ pub struct NewValidationSession {
     pub now_ms: i64,
     /// When the token stops working.
     pub expires_at_ms: i64,
+    /// The account that asked (an address addition made with an access token), named on the
+    /// confirmation page.
+    pub requester: Option<String>,
+    /// The email to queue in the same transaction when this attempt is sent; `None` sends
+    /// nothing (a reset for an address no account has, under `hide_address_existence`).
+    pub email: Option<QueuedEmail>,
+}
+
+/// An email queued in the outbox with its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEmail {
+    /// `verification` (the link and code) or `address_in_use` (a notice to the owner).
+    pub kind: String,
+    /// The address the email goes to: the canonical, stored form.
+    pub recipient: String,
+    /// The code the email carries (empty for a notice).
+    pub code: String,
+}
+
+/// An email of the outbox that is due, claimed by this instance until its lease ends.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DueEmail {
+    /// The outbox entry.
+    pub id: i64,
+    /// Its verification session.
+    pub sid: String,
+    /// The session's client secret (part of the link).
+    pub client_secret: String,
+    /// `verification` or `address_in_use`.
+    pub kind: String,
+    /// Where it goes.
+    pub recipient: String,
+    /// `register`, `add` or `password`.
+    pub purpose: String,
+    /// The code it carries.
+    pub code: String,
+    /// How many sends failed before.
+    pub attempts: i64,
 }
 
 /// What [`ThreepidStore::start_validation`] decided.
@@ -63,6 +101,10 @@ pub struct ValidationSessionRecord {
     pub expires_at_ms: i64,
     /// When the address was proven, if it was.
     pub validated_at_ms: Option<i64>,
+    /// SHA-256 (hex) of the current token.
+    pub token_hash: String,
+    /// The account that asked for an address addition, if known.
+    pub requester: Option<String>,
 }
 
 /// The outcome of submitting a token.
@@ -81,6 +123,8 @@ pub enum TokenCheck {
     Expired,
     /// Too many wrong tokens: the session is closed.
     TooManyAttempts,
+    /// The SMTP server refused the session's email for good: no code can arrive.
+    DeliveryFailed,
 }
 
 /// A third-party identifier attached to an account.
@@ -154,6 +198,26 @@ pub trait ThreepidStore: Send + Sync {
         now_ms: i64,
         max_failures: i64,
     ) -> Result<TokenCheck, StoreError>;
+
+    /// Claims up to `limit` outbox emails that are due at `now_ms` and not held by another
+    /// instance, holding them until `lease_until_ms`. Of two instances claiming at once, each
+    /// email goes to one.
+    async fn claim_due_emails(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DueEmail>, StoreError>;
+
+    /// An outbox email was sent: it leaves the outbox.
+    async fn email_sent(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Sending an outbox email failed for now: it is retried at `next_attempt_at_ms`.
+    async fn email_deferred(&self, id: i64, next_attempt_at_ms: i64) -> Result<(), StoreError>;
+
+    /// The SMTP server refused an outbox email for good: it leaves the outbox and its session
+    /// is marked failed (unless a newer attempt replaced the email meanwhile).
+    async fn email_refused(&self, id: i64, now_ms: i64) -> Result<(), StoreError>;
 
     /// The identifiers attached to a user, ordered by medium and address.
     async fn user_threepids(&self, user_id: &str) -> Result<Vec<ThreepidRecord>, StoreError>;

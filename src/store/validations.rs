@@ -4,8 +4,8 @@
 use sqlx::AnyConnection;
 
 use super::{
-    Conflict, NewValidationSession, StoreError, StoreTx, TokenCheck, ValidationSessionRecord,
-    ValidationStart, conflict_on_unique,
+    Conflict, NewValidationSession, QueuedEmail, StoreError, StoreTx, TokenCheck,
+    ValidationSessionRecord, ValidationStart, conflict_on_unique,
 };
 
 /// The session a request repeats.
@@ -23,6 +23,7 @@ struct TokenCheckRow {
     expires_at_ms: i64,
     failed_attempts: i64,
     next_link: Option<String>,
+    delivery_failed_at_ms: Option<i64>,
 }
 
 /// A verification session by ID.
@@ -32,7 +33,8 @@ pub(super) async fn find_validation(
     sid: &str,
 ) -> Result<Option<ValidationSessionRecord>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT sid, client_secret, medium, address, purpose, expires_at_ms, validated_at_ms \
+        "SELECT sid, client_secret, medium, address, purpose, expires_at_ms, validated_at_ms, \
+             token_hash, requester \
          FROM threepid_validations WHERE sid = $1",
     )
     .bind(sid)
@@ -42,7 +44,7 @@ pub(super) async fn find_validation(
 
 impl StoreTx {
     /// Starts a verification session, or finds the one this request repeats (same secret,
-    /// address and purpose): a higher `send_attempt` replaces its token and asks for a send.
+    /// address and purpose): a higher `send_attempt` replaces its token and its queued email.
     /// A concurrent identical request that created the session first is
     /// [`Conflict::ValidationSessionExists`].
     #[tracing::instrument(skip_all, name = "db.start_validation")]
@@ -78,7 +80,8 @@ impl StoreTx {
             Some(existing) => {
                 sqlx::query(
                     "UPDATE threepid_validations SET send_attempt = $2, token_hash = $3, \
-                         next_link = $4, expires_at_ms = $5, failed_attempts = 0 \
+                         next_link = $4, expires_at_ms = $5, failed_attempts = 0, \
+                         delivery_failed_at_ms = NULL \
                      WHERE sid = $1",
                 )
                 .bind(&existing.sid)
@@ -88,14 +91,21 @@ impl StoreTx {
                 .bind(session.expires_at_ms)
                 .execute(self.conn())
                 .await?;
+                self.queue_email(
+                    &existing.sid,
+                    &session.purpose,
+                    session.email,
+                    session.now_ms,
+                )
+                .await?;
                 Ok(ValidationStart::Send { sid: existing.sid })
             }
             None => {
                 sqlx::query(
                     "INSERT INTO threepid_validations (sid, client_secret, medium, address, \
                          purpose, send_attempt, token_hash, next_link, created_at_ms, \
-                         expires_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                         expires_at_ms, requester) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&session.sid)
                 .bind(&session.client_secret)
@@ -107,9 +117,17 @@ impl StoreTx {
                 .bind(&session.next_link)
                 .bind(session.now_ms)
                 .bind(session.expires_at_ms)
+                .bind(&session.requester)
                 .execute(self.conn())
                 .await
                 .map_err(conflict_on_unique(Conflict::ValidationSessionExists))?;
+                self.queue_email(
+                    &session.sid,
+                    &session.purpose,
+                    session.email,
+                    session.now_ms,
+                )
+                .await?;
                 Ok(ValidationStart::Send { sid: session.sid })
             }
         }
@@ -134,7 +152,8 @@ impl StoreTx {
         .execute(self.conn())
         .await?;
         let row: Option<TokenCheckRow> = sqlx::query_as(
-            "SELECT client_secret, token_hash, expires_at_ms, failed_attempts, next_link \
+            "SELECT client_secret, token_hash, expires_at_ms, failed_attempts, next_link, \
+                 delivery_failed_at_ms \
              FROM threepid_validations WHERE sid = $1",
         )
         .bind(sid)
@@ -148,6 +167,9 @@ impl StoreTx {
         }
         if row.expires_at_ms <= now_ms {
             return Ok(TokenCheck::Expired);
+        }
+        if row.delivery_failed_at_ms.is_some() {
+            return Ok(TokenCheck::DeliveryFailed);
         }
         if row.failed_attempts >= max_failures {
             return Ok(TokenCheck::TooManyAttempts);
@@ -173,6 +195,37 @@ impl StoreTx {
         Ok(TokenCheck::Validated {
             next_link: row.next_link,
         })
+    }
+
+    /// Queues the email of a session's new attempt, replacing one still waiting for an older
+    /// attempt (its code no longer works).
+    async fn queue_email(
+        &mut self,
+        sid: &str,
+        purpose: &str,
+        email: Option<QueuedEmail>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM email_outbox WHERE sid = $1")
+            .bind(sid)
+            .execute(self.conn())
+            .await?;
+        if let Some(email) = email {
+            sqlx::query(
+                "INSERT INTO email_outbox (sid, kind, recipient, purpose, code, \
+                     next_attempt_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(sid)
+            .bind(&email.kind)
+            .bind(&email.recipient)
+            .bind(purpose)
+            .bind(&email.code)
+            .bind(now_ms)
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
     }
 
     /// Forgets a verification session (its email could not be sent, or its address is now

@@ -1,6 +1,7 @@
 //! Black-box HTTP tests: each test boots a real Vestibule on a random port.
 
 mod atomicity;
+mod browser;
 mod cli;
 mod conformance;
 mod deactivate;
@@ -24,6 +25,7 @@ mod ratelimit;
 mod refresh;
 mod register;
 mod registration_token;
+mod security;
 mod seeds;
 mod support;
 mod terms;

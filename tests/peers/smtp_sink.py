@@ -9,6 +9,9 @@ Each message is written as DIR/<ns-timestamp>-<seq>.eml holding the raw
 RFC 5322 bytes the client sent after DATA (dot-unstuffed, CRLF line ends),
 first to a dot-file in DIR and then renamed, so a reader never sees half a file.
 
+A recipient whose local part starts with "refused" is refused for good
+(550), as a real server refuses an unknown mailbox.
+
 Once listening, prints exactly one line on stdout: "READY <port>" (the real
 port, useful with --port 0). Stops on SIGTERM or SIGINT (exit 0), and with
 --exit-on-stdin-eof also when its standard input closes (parent died).
@@ -31,6 +34,12 @@ class MaildirHandler:
     def __init__(self, maildir):
         self.maildir = maildir
         self.seq = itertools.count(1)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower().startswith("refused"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         name = "%d-%06d" % (time.time_ns(), next(self.seq))

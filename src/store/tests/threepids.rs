@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::{RACERS, account, on_postgres, on_sqlite, user_id};
 use crate::store::{
-    BindingRecord, Conflict, NewThreepid, NewValidationSession, Store, StoreError, TokenCheck,
-    ValidationStart,
+    BindingRecord, Conflict, NewThreepid, NewValidationSession, QueuedEmail, Store, StoreError,
+    TokenCheck, ValidationStart,
 };
 
 conformance_suite!(
@@ -15,6 +15,8 @@ conformance_suite!(
     an_address_belongs_to_one_account,
     bindings_are_remembered_until_removed,
     openid_tokens_expire_and_die_with_the_account,
+    queued_emails_are_claimed_once_and_retried_when_due,
+    a_refused_email_fails_its_session_and_a_resend_replaces_it,
 );
 
 fn session(sid: &str, secret: &str, attempt: i64, token_hash: &str) -> NewValidationSession {
@@ -29,7 +31,118 @@ fn session(sid: &str, secret: &str, attempt: i64, token_hash: &str) -> NewValida
         next_link: Some("https://example.org/done".to_owned()),
         now_ms: 1_000,
         expires_at_ms: 10_000,
+        requester: None,
+        email: Some(QueuedEmail {
+            kind: "verification".to_owned(),
+            recipient: "alice@example.org".to_owned(),
+            code: format!("CODE{attempt}"),
+        }),
     }
+}
+
+async fn queued_emails_are_claimed_once_and_retried_when_due(store: Arc<dyn Store>) {
+    store
+        .start_validation(session("sid1", "secret", 1, "t1"))
+        .await
+        .unwrap();
+    // Of many instances claiming at once, one gets the email.
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.claim_due_emails(1_000, 61_000, 10).await })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.expect("task panicked").unwrap());
+    }
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let email = &claimed[0];
+    assert_eq!(
+        (
+            email.sid.as_str(),
+            email.client_secret.as_str(),
+            email.code.as_str()
+        ),
+        ("sid1", "secret", "CODE1")
+    );
+    // Held by its claimer until the lease ends; deferred, it is due again later.
+    assert!(
+        store
+            .claim_due_emails(2_000, 62_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.email_deferred(email.id, 3_000).await.unwrap();
+    assert!(
+        store
+            .claim_due_emails(2_500, 62_500, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store.claim_due_emails(3_000, 63_000, 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+    store.email_sent(retried[0].id).await.unwrap();
+    assert!(
+        store
+            .claim_due_emails(9_000, 69_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A session with nothing to send queues nothing; an expired session's email is not sent.
+    let mut silent = session("sid2", "other", 1, "t2");
+    silent.email = None;
+    store.start_validation(silent).await.unwrap();
+    store
+        .start_validation(session("sid3", "third", 1, "t3"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due_emails(10_000, 70_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_refused_email_fails_its_session_and_a_resend_replaces_it(store: Arc<dyn Store>) {
+    store
+        .start_validation(session("sid1", "secret", 1, "t1"))
+        .await
+        .unwrap();
+    let claimed = store.claim_due_emails(1_000, 61_000, 10).await.unwrap();
+    store.email_refused(claimed[0].id, 1_500).await.unwrap();
+    assert_eq!(
+        store
+            .check_validation_token("sid1", "secret", "t1", 2_000, 5)
+            .await
+            .unwrap(),
+        TokenCheck::DeliveryFailed
+    );
+    // A higher attempt queues a new email and clears the failure.
+    store
+        .start_validation(session("sid9", "secret", 2, "t2"))
+        .await
+        .unwrap();
+    let resent = store.claim_due_emails(2_000, 62_000, 10).await.unwrap();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].code, "CODE2");
+    // An old refusal arriving after the resend leaves the new attempt alone.
+    store.email_refused(claimed[0].id, 2_500).await.unwrap();
+    assert_eq!(
+        store
+            .check_validation_token("sid1", "secret", "t2", 3_000, 5)
+            .await
+            .unwrap(),
+        TokenCheck::Validated {
+            next_link: Some("https://example.org/done".to_owned())
+        }
+    );
 }
 
 async fn a_repeated_send_attempt_reuses_the_session_and_a_higher_one_resends(

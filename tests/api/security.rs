@@ -1,0 +1,305 @@
+//! The attacks of the security review (`shared/reviews/security-review.md`), each performed
+//! against a running server: every test here failed before its finding was fixed.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    browser::Browser,
+    email::{
+        ADD_TOKEN, PASSWORD_TOKEN, REGISTER_TOKEN, email_auth, email_flow, email_server, local,
+        register_with_email, request_token,
+    },
+    peers::MailSink,
+    support::{TestServer, assert_error},
+};
+
+const PASSWORD: &str = "/_matrix/client/v3/account/password";
+
+/// Tries to reset the password with an email session; the final answer.
+async fn reset_password(server: &TestServer, sid: &str, secret: &str) -> (StatusCode, Value) {
+    let body = json!({"new_password": "pwned by attacker 1", "logout_devices": true});
+    let (status, challenge) = server.post(PASSWORD, None, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
+    let mut body = body;
+    body["auth"] = email_auth(sid, secret);
+    body["auth"]["session"] = challenge["session"].clone();
+    server.post(PASSWORD, None, &body).await
+}
+
+/// F1: an attacker starts a reset for the victim's address; a link scanner fetches the link
+/// in the victim's email (GET only, twice). The page says what would be confirmed, and nothing
+/// is: the attacker's reset fails, the victim's password still works.
+#[tokio::test]
+async fn f1_a_scanner_fetching_the_reset_link_changes_nothing() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    register_with_email(&server, &sink, "victim", "victim@example.org").await;
+    let (status, body) = request_token(
+        &server,
+        PASSWORD_TOKEN,
+        "attackerSecret1",
+        "victim@example.org",
+        1,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sid = body["sid"].as_str().unwrap();
+    let link = sink.wait_for(2).await[1].link_containing("/_vestibule/email/validate");
+    for _ in 0..2 {
+        let page = server
+            .http
+            .get(format!("{}{}", server.base, local(&link)))
+            .send()
+            .await;
+        let page = page.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()["x-frame-options"], "DENY");
+        assert_eq!(page.headers()["referrer-policy"], "same-origin");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("reset the password of @victim:localhost"),
+            "{html}"
+        );
+    }
+    let (status, answer) = reset_password(&server, sid, "attackerSecret1").await;
+    assert_ne!(status, StatusCode::OK, "{answer}");
+    server.login("victim", "password123").await;
+}
+
+/// F1: a person opens the link in a real browser and presses the button: the address is
+/// validated, and the reset then works.
+#[tokio::test]
+async fn f1_the_link_validates_once_the_page_is_confirmed_in_a_browser() {
+    let sink = MailSink::start();
+    let server = TestServer::named_by_address(|config| {
+        crate::email::use_smtp(config, sink.port());
+        email_flow(config);
+    })
+    .await;
+    register_with_email(&server, &sink, "owner", "owner@example.org").await;
+    let (_, body) = request_token(&server, PASSWORD_TOKEN, "mine", "owner@example.org", 1).await;
+    let link = sink.wait_for(2).await[1].link_containing("/_vestibule/email/validate");
+    let browser = Browser::start().await;
+    browser.open(&link).await;
+    let text = browser.text().await;
+    assert!(text.contains("reset the password of @owner:"), "{text}");
+    browser.click("#confirm").await;
+    let text = browser.text().await;
+    assert!(text.contains("Your email address is verified"), "{text}");
+    let (status, answer) = reset_password(&server, body["sid"].as_str().unwrap(), "mine").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// F1: a form posted from another site is refused; a form whose hidden key was not made for
+/// this email is refused.
+#[tokio::test]
+async fn f1_forged_confirmations_are_refused() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let (_, body) = request_token(&server, ADD_TOKEN, "s1", "forge@example.org", 1).await;
+    let link = sink.wait_for(1).await[0].link_containing("/_vestibule/email/validate");
+    let url = url::Url::parse(&link).unwrap();
+    let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    fields.push(("form_key".into(), "guessed".into()));
+    let post = |origin: Option<&'static str>, fields: Vec<(String, String)>| {
+        let mut request = server
+            .http
+            .post(format!("{}/_vestibule/email/validate", server.base))
+            .form(&fields);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let forged = post(None, fields.clone()).await.unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let html = server
+        .http
+        .get(format!("{}{}", server.base, local(&link)))
+        .send()
+        .await;
+    let good = crate::email::hidden_fields(&html.unwrap().text().await.unwrap());
+    let cross_site = post(Some("https://evil.example"), good.clone())
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    // Neither validated the session.
+    let submit = json!({"sid": body["sid"], "client_secret": "s1", "token": "WRONGONE"});
+    let (_, answer) = server
+        .post("/_vestibule/email/submit_token", None, &submit)
+        .await;
+    assert_eq!(answer["errcode"], "M_INVALID_PARAM", "{answer}");
+}
+
+/// F1: a password-reset session lives an hour by default, not a day.
+#[tokio::test]
+async fn f1_reset_sessions_expire_after_an_hour() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    register_with_email(&server, &sink, "hour", "hour@example.org").await;
+    let (_, body) = request_token(&server, PASSWORD_TOKEN, "h1", "hour@example.org", 1).await;
+    let mail = sink.wait_for(2).await.remove(1);
+    server.clock.advance(3601 * 1000);
+    let submit = json!({"sid": body["sid"], "client_secret": "h1",
+        "token": mail.word_after("code in your client:")});
+    let response = server
+        .post("/_vestibule/email/submit_token", None, &submit)
+        .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_SESSION_EXPIRED");
+}
+
+/// What one `requestToken` answer showed.
+struct Observed {
+    status: StatusCode,
+    keys: Vec<String>,
+    same_sid_on_repeat: bool,
+    wrong_code: Value,
+    elapsed: Duration,
+}
+
+async fn observe(server: &TestServer, secret: &str, email: &str) -> Observed {
+    let started = Instant::now();
+    let (status, body) = request_token(server, PASSWORD_TOKEN, secret, email, 1).await;
+    let elapsed = started.elapsed();
+    let (_, again) = request_token(server, PASSWORD_TOKEN, secret, email, 1).await;
+    let submit = json!({"sid": body["sid"], "client_secret": secret, "token": "WRONG123"});
+    let (_, wrong_code) = server
+        .post("/_vestibule/email/submit_token", None, &submit)
+        .await;
+    let mut keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    Observed {
+        status,
+        keys,
+        same_sid_on_repeat: body["sid"] == again["sid"],
+        wrong_code: wrong_code["errcode"].clone(),
+        elapsed,
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// F2: with `hide_address_existence`, a reset for a known and for an unknown address look the
+/// same on every observable: status, body, `sid` reuse, the wrong-code errcode, and time.
+#[tokio::test]
+async fn f2_hidden_existence_is_not_observable() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |config| {
+        email_flow(config);
+        config.email.hide_address_existence = true;
+    })
+    .await;
+    register_with_email(&server, &sink, "known", "known@example.org").await;
+    let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+    for round in 0..20 {
+        // Interleaved, so that machine load falls on both alike.
+        let known = observe(&server, &format!("k{round}"), "known@example.org").await;
+        let unknown = observe(&server, &format!("u{round}"), "ghost@example.org").await;
+        assert_eq!(known.status, unknown.status);
+        assert_eq!(known.keys, unknown.keys);
+        assert!(known.same_sid_on_repeat && unknown.same_sid_on_repeat);
+        assert_eq!(known.wrong_code, unknown.wrong_code);
+        assert_eq!(known.wrong_code, "M_INVALID_PARAM");
+        known_times.push(known.elapsed);
+        unknown_times.push(unknown.elapsed);
+    }
+    let (known, unknown) = (median(known_times), median(unknown_times));
+    let (fast, slow) = (known.min(unknown), known.max(unknown));
+    assert!(
+        slow.as_secs_f64() <= fast.as_secs_f64() * 1.2 + 0.002,
+        "median known {known:?} vs unknown {unknown:?}"
+    );
+}
+
+/// F4: the Kelvin sign is not a `K`, and a quoted local part is the same mailbox as the
+/// unquoted one: neither reaches an account through another spelling.
+#[tokio::test]
+async fn f4_other_spellings_of_an_address_reach_no_account() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    register_with_email(&server, &sink, "kvictim", "kevin@example.org").await;
+    let response = request_token(
+        &server,
+        PASSWORD_TOKEN,
+        "att1",
+        "\u{212A}evin@example.org",
+        1,
+    )
+    .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    let response = request_token(&server, REGISTER_TOKEN, "att2", "\"kevin\"@example.org", 1).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_THREEPID_IN_USE");
+    let login = json!({"type": "m.login.password", "password": "password123",
+        "identifier": {"type": "m.id.thirdparty", "medium": "email",
+            "address": "\u{212A}evin@example.org"}});
+    let response = server.post("/_matrix/client/v3/login", None, &login).await;
+    assert_error(&response, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    // A reset mail goes to the stored address, whatever the spelling asked for.
+    let (status, _) = request_token(&server, PASSWORD_TOKEN, "own", "KEVIN@Example.ORG", 1).await;
+    assert_eq!(status, StatusCode::OK);
+    let mail = sink.wait_for(2).await.remove(1);
+    assert!(mail.to.contains("kevin@example.org"), "{}", mail.to);
+}
+
+/// F10: `next_link` may only lead to this server's host (or the configured ones), and is kept
+/// in its parsed form.
+#[tokio::test]
+async fn f10_next_link_is_no_open_redirect() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    for (n, link) in [
+        "https://evil.example/phish?x=1",
+        "https:\\\\evil.example",
+        "http://10.0.0.1/internal",
+        &format!("http://127.0.0.1/{}", "a".repeat(3000)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"client_secret": format!("n{n}"), "email": "nl@example.org",
+            "send_attempt": 1, "next_link": link});
+        let response = server.post(ADD_TOKEN, None, &body).await;
+        assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    }
+    let body = json!({"client_secret": "ok", "email": "nl@example.org", "send_attempt": 1,
+        "next_link": "http://127.0.0.1:8008/done\tthere"});
+    let (status, _) = server.post(ADD_TOKEN, None, &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let link = sink.wait_for(1).await[0].link_containing("validate");
+    let response = crate::email::confirm_page(&server, &link).await;
+    assert_eq!(
+        response.headers()["location"],
+        "http://127.0.0.1:8008/donethere"
+    );
+}
+
+/// F16: IP-literal and single-label domains are refused, and one address gets at most three
+/// emails an hour however many clients ask.
+#[tokio::test]
+async fn f16_odd_recipients_and_mail_bombing_are_refused() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |config| {
+        config.rate_limits.enabled = true;
+        config.rate_limits.email_per_ip.burst = 100;
+    })
+    .await;
+    for address in ["a10@127.0.0.1", "a11@localhost", "a12@[127.0.0.1]"] {
+        let response = request_token(&server, REGISTER_TOKEN, "odd", address, 1).await;
+        assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    }
+    for attempt in 0..3 {
+        let secret = format!("bomb{attempt}");
+        let (status, _) =
+            request_token(&server, REGISTER_TOKEN, &secret, "inbox@example.org", 1).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let response = request_token(&server, REGISTER_TOKEN, "bomb3", "INBOX@example.org", 1).await;
+    assert_error(&response, StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED");
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+}
