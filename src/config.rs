@@ -179,6 +179,10 @@ pub struct PasswordConfig {
     pub argon2_parallelism: u32,
     /// Password hashes computed at once; 0 means one per CPU core.
     pub hash_workers: usize,
+    /// Password checks that may wait for a hashing thread; 0 means four per thread. A request
+    /// that finds the queue full is answered at once with 429 `M_LIMIT_EXCEEDED`, instead of
+    /// waiting behind a flood for seconds.
+    pub hash_queue: usize,
 }
 
 /// Access-token settings.
@@ -565,11 +569,21 @@ pub struct RateLimitConfig {
     pub login_per_ip: Quota,
     /// Login attempts per account.
     pub login_per_account: Quota,
-    /// Failed login attempts per account; once used up, logins to the account are refused
-    /// before the password is checked.
+    /// Failed login attempts per account and client network; once used up, logins to the
+    /// account from that network are refused before the password is checked. Other networks
+    /// are not affected, so a stranger can't lock the owner out.
     pub failed_login_per_account: Quota,
+    /// Failed login attempts per account from all networks together; once used up, each
+    /// further attempt waits (at most 10 s) before its password is checked, except from a
+    /// network one of the account's devices was last seen on. Never a refusal.
+    pub failed_login_account_wide: Quota,
+    /// The prefix length IPv6 clients are limited by (their network, not their address).
+    pub ipv6_prefix_length: u8,
     /// Registration requests per client IP.
     pub register_per_ip: Quota,
+    /// Username availability and registration-token validity checks per client IP: both
+    /// answer questions an enumeration would ask.
+    pub registration_lookup_per_ip: Quota,
     /// Token refreshes per client IP.
     pub refresh_per_ip: Quota,
     /// Password attempts in User-Interactive Authentication, per account.
@@ -591,7 +605,16 @@ impl Default for RateLimitConfig {
             login_per_ip: Quota::STRICT,
             login_per_account: Quota::STRICT,
             failed_login_per_account: Quota::STRICT,
+            failed_login_account_wide: Quota {
+                per_second: 0.1,
+                burst: 20,
+            },
+            ipv6_prefix_length: 64,
             register_per_ip: Quota::STRICT,
+            registration_lookup_per_ip: Quota {
+                per_second: 1.0,
+                burst: 10,
+            },
             refresh_per_ip: Quota {
                 per_second: 1.0,
                 burst: 10,
@@ -620,7 +643,12 @@ impl RateLimitConfig {
             ("login_per_ip", self.login_per_ip),
             ("login_per_account", self.login_per_account),
             ("failed_login_per_account", self.failed_login_per_account),
+            ("failed_login_account_wide", self.failed_login_account_wide),
             ("register_per_ip", self.register_per_ip),
+            (
+                "registration_lookup_per_ip",
+                self.registration_lookup_per_ip,
+            ),
             ("refresh_per_ip", self.refresh_per_ip),
             ("uia_password_per_account", self.uia_password_per_account),
             ("login_token_per_account", self.login_token_per_account),
@@ -694,6 +722,7 @@ impl Default for PasswordConfig {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             hash_workers: 0,
+            hash_queue: 0,
         }
     }
 }

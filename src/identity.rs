@@ -59,8 +59,12 @@ pub struct IdentityClient {
 impl IdentityClient {
     /// A client for the configured trusted servers.
     pub fn from_config(config: &IdentityConfig) -> Result<Self, reqwest::Error> {
+        // A redirect would carry the session's secrets (in the URL and `Referer`) to another
+        // host, and its answer would be trusted as the identity server's: none is followed.
         let http = reqwest::Client::builder()
             .timeout(config.timeout_secs.as_duration())
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()?;
         Ok(Self {
             http,

@@ -1,7 +1,7 @@
 //! Rate limiting (spec "Rate limiting"; Synapse's `rc_*` options): per client IP and per account,
 //! with buckets kept in the store so every instance behind a load balancer shares them.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use crate::{
     clock::Clock,
@@ -16,10 +16,14 @@ pub enum Limit {
     LoginPerIp,
     /// [`RateLimitConfig::login_per_account`].
     LoginPerAccount,
-    /// [`RateLimitConfig::failed_login_per_account`].
+    /// [`RateLimitConfig::failed_login_per_account`], per account and client network.
     FailedLoginPerAccount,
+    /// [`RateLimitConfig::failed_login_account_wide`].
+    FailedLoginAccountWide,
     /// [`RateLimitConfig::register_per_ip`].
     RegisterPerIp,
+    /// [`RateLimitConfig::registration_lookup_per_ip`].
+    RegistrationLookupPerIp,
     /// [`RateLimitConfig::refresh_per_ip`].
     RefreshPerIp,
     /// [`RateLimitConfig::uia_password_per_account`].
@@ -30,6 +34,20 @@ pub enum Limit {
     EmailPerIp,
     /// [`RateLimitConfig::email_per_address`].
     EmailPerAddress,
+}
+
+impl Limit {
+    /// Whether the subject of this limit is a client IP (limited by its network).
+    fn is_per_ip(self) -> bool {
+        matches!(
+            self,
+            Self::LoginPerIp
+                | Self::RegisterPerIp
+                | Self::RegistrationLookupPerIp
+                | Self::RefreshPerIp
+                | Self::EmailPerIp
+        )
+    }
 }
 
 /// A request was refused by a limit.
@@ -72,7 +90,14 @@ impl RateLimiter {
             Limit::FailedLoginPerAccount => {
                 ("login_failed:account", config.failed_login_per_account)
             }
+            Limit::FailedLoginAccountWide => (
+                "login_failed:account_wide",
+                config.failed_login_account_wide,
+            ),
             Limit::RegisterPerIp => ("register:ip", config.register_per_ip),
+            Limit::RegistrationLookupPerIp => {
+                ("register_lookup:ip", config.registration_lookup_per_ip)
+            }
             Limit::RefreshPerIp => ("refresh:ip", config.refresh_per_ip),
             Limit::UiaPasswordPerAccount => {
                 ("uia_password:account", config.uia_password_per_account)
@@ -104,7 +129,11 @@ impl RateLimiter {
             return Ok(());
         };
         let (prefix, quota) = self.quota(limit);
-        let key = format!("{prefix}:{subject}");
+        let key = if limit.is_per_ip() {
+            format!("{prefix}:{}", self.network(subject))
+        } else {
+            format!("{prefix}:{subject}")
+        };
         let (now_ms, interval_ms, burst) = (
             self.clock.now_ms(),
             quota.interval_ms(),
@@ -126,6 +155,22 @@ impl RateLimiter {
                 metrics::counter!("vestibule_rate_limited_total", "limit" => prefix).increment(1);
                 Err(RateLimitError::Limited { retry_after_ms })
             }
+        }
+    }
+
+    /// The network a client address is limited as: IPv4 addresses (IPv4-mapped IPv6 ones
+    /// included) one by one, IPv6 addresses by their `/rate_limits.ipv6_prefix_length` (a /64
+    /// by default: one host usually holds a whole /64). Anything else is kept as it is.
+    pub fn network(&self, ip: &str) -> String {
+        match ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(IpAddr::V4(ip)) => ip.to_string(),
+            Ok(IpAddr::V6(ip)) => {
+                let prefix = self.config.ipv6_prefix_length.min(128);
+                ipnet::Ipv6Net::new(ip, prefix)
+                    .map(|net| net.trunc().to_string())
+                    .unwrap_or_else(|_| ip.to_string())
+            }
+            Err(_) => ip.to_owned(),
         }
     }
 

@@ -414,6 +414,9 @@ impl Threepids {
         client_secret: &str,
         token: &str,
     ) -> Result<PendingConfirmation, ThreepidError> {
+        if !could_be_session(sid, client_secret) {
+            return Err(ThreepidError::NoSession);
+        }
         let session = self
             .store
             .find_validation(sid)
@@ -544,6 +547,9 @@ impl Threepids {
         client_secret: &str,
         token: &str,
     ) -> Result<Option<String>, ThreepidError> {
+        if !could_be_session(sid, client_secret) {
+            return Err(ThreepidError::NoSession);
+        }
         let check = self
             .store
             .check_validation_token(
@@ -571,6 +577,9 @@ impl Threepids {
         client_secret: &str,
         purpose: EmailPurpose,
     ) -> Result<ProvenAddress, ThreepidError> {
+        if !could_be_session(sid, client_secret) {
+            return Err(ThreepidError::NoSession);
+        }
         let session = self
             .store
             .find_validation(sid)
@@ -784,6 +793,12 @@ pub fn check_client_secret(client_secret: &str) -> Result<(), ThreepidError> {
             "client_secret must be 1-255 characters of 0-9 a-z A-Z . = _ -".into(),
         ))
     }
+}
+
+/// Whether a session ID and client secret could name a session at all (both follow the spec's
+/// grammar); anything else is answered as an unknown session without asking the store.
+fn could_be_session(sid: &str, client_secret: &str) -> bool {
+    CLIENT_SECRET.is_match(sid) && CLIENT_SECRET.is_match(client_secret)
 }
 
 /// A code as typed or linked: case and surrounding spaces don't matter.

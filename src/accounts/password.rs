@@ -100,6 +100,9 @@ pub enum HashError {
     /// The hashing threads are gone (the server is shutting down).
     #[error("the hashing threads have stopped")]
     Stopped,
+    /// Every hashing thread is busy and the queue is full: try again shortly.
+    #[error("the password hashing queue is full")]
+    Busy,
 }
 
 /// A unit of work for a hashing thread.
@@ -185,7 +188,7 @@ impl Worker {
 /// Hashes and verifies passwords on a fixed pool of threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     /// A hash of a random password, verified against when the user does not exist so that an
     /// unknown user costs as much time as a wrong password.
     dummy_hash: Arc<str>,
@@ -204,7 +207,11 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
         };
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue_len = match config.hash_queue {
+            0 => workers.saturating_mul(4),
+            n => n,
+        };
+        let (jobs, queue) = mpsc::sync_channel::<Job>(queue_len);
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..workers {
             let queue = queue.clone();
@@ -251,7 +258,8 @@ impl PasswordHasher {
         .await
     }
 
-    /// Queues `work` for the next free hashing thread and waits for its result.
+    /// Queues `work` for the next free hashing thread and waits for its result; a full queue
+    /// is [`HashError::Busy`] at once.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Worker) -> T + Send + 'static,
@@ -264,7 +272,13 @@ impl PasswordHasher {
                 .record(started.elapsed().as_secs_f64());
             let _ = reply.send(outcome);
         });
-        self.jobs.send(job).map_err(|_| HashError::Stopped)?;
+        self.jobs.try_send(job).map_err(|err| match err {
+            mpsc::TrySendError::Full(_) => {
+                metrics::counter!("vestibule_password_hash_refused_total").increment(1);
+                HashError::Busy
+            }
+            mpsc::TrySendError::Disconnected(_) => HashError::Stopped,
+        })?;
         result.await.map_err(|_| HashError::Stopped)
     }
 }

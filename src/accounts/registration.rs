@@ -317,21 +317,30 @@ impl Accounts {
     }
 
     /// `GET /register/available`: whether a username could be registered (the error says why
-    /// not).
-    pub async fn username_available(&self, username: &str) -> Result<(), AccountError> {
+    /// not); limited per IP, as the spec marks it, so that it can't list the accounts.
+    pub async fn username_available(
+        &self,
+        username: &str,
+        ip: Option<&str>,
+    ) -> Result<(), AccountError> {
         self.check_registration_open()?;
+        self.limiter
+            .take(Limit::RegistrationLookupPerIp, ip)
+            .await?;
         self.check_new_user_id(Some(username)).await.map(drop)
     }
 
     /// Whether a registration could use `token` now (the spec's `/validity` check); limited
-    /// per IP like registration.
+    /// per IP, so that tokens can't be guessed through it.
     pub async fn registration_token_valid(
         &self,
         token: &str,
         ip: Option<&str>,
     ) -> Result<bool, AccountError> {
         self.check_registration_open()?;
-        self.limiter.peek(Limit::RegisterPerIp, ip).await?;
+        self.limiter
+            .take(Limit::RegistrationLookupPerIp, ip)
+            .await?;
         Ok(self.registration_tokens.is_usable(token).await?)
     }
 

@@ -12,6 +12,9 @@ use crate::{
     tokens,
 };
 
+/// The longest wait a login attempt to an attacked account is made to sit out.
+const MAX_LOGIN_DELAY_MS: i64 = 10_000;
+
 /// Who a password login names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginUser {
@@ -45,19 +48,36 @@ impl Accounts {
         self.limiter
             .take(Limit::LoginPerIp, device.ip.as_deref())
             .await?;
+        // Per account *and* client network: attempts from elsewhere can't lock the owner out.
+        let network = device.ip.as_deref().map(|ip| self.limiter.network(ip));
+        let account_from_network = account
+            .as_deref()
+            .map(|account| format!("{account}|{}", network.as_deref().unwrap_or("-")));
         self.limiter
-            .take(Limit::LoginPerAccount, account.as_deref())
+            .take(Limit::LoginPerAccount, account_from_network.as_deref())
             .await?;
         self.limiter
-            .peek(Limit::FailedLoginPerAccount, account.as_deref())
+            .peek(
+                Limit::FailedLoginPerAccount,
+                account_from_network.as_deref(),
+            )
+            .await?;
+        self.slow_down_if_attacked(account.as_deref(), network.as_deref())
             .await?;
         let user_id = match self.verifier.verify(&user, password).await {
             Err(AccountError::InvalidCredentials) => {
-                // Counted only after the refusal is decided, so the bucket never changes the
+                // Counted only after the refusal is decided, so the buckets never change the
                 // answer to this attempt, only to the next ones.
                 let _ = self
                     .limiter
-                    .take(Limit::FailedLoginPerAccount, account.as_deref())
+                    .take(
+                        Limit::FailedLoginPerAccount,
+                        account_from_network.as_deref(),
+                    )
+                    .await;
+                let _ = self
+                    .limiter
+                    .take(Limit::FailedLoginAccountWide, account.as_deref())
                     .await;
                 return Err(AccountError::InvalidCredentials);
             }
@@ -65,6 +85,39 @@ impl Accounts {
         };
         let issued = self.open_session(&user_id, device).await?;
         Ok((user_id, issued))
+    }
+
+    /// Once an account has failed many logins from many networks, each attempt waits (at most
+    /// [`MAX_LOGIN_DELAY_MS`]) before its password is checked: guessing slows down, and the
+    /// owner is never refused. An attempt from a network one of the account's devices was last
+    /// seen on does not wait.
+    async fn slow_down_if_attacked(
+        &self,
+        account: Option<&str>,
+        network: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let Err(crate::ratelimit::RateLimitError::Limited { retry_after_ms }) = self
+            .limiter
+            .peek(Limit::FailedLoginAccountWide, account)
+            .await
+        else {
+            return Ok(());
+        };
+        if let (Some(account), Some(network)) = (account, network) {
+            let devices = self.store.list_devices(account).await?;
+            let known = devices.iter().any(|device| {
+                device
+                    .last_seen_ip
+                    .as_deref()
+                    .is_some_and(|ip| self.limiter.network(ip) == network)
+            });
+            if known {
+                return Ok(());
+            }
+        }
+        let delay = u64::try_from(retry_after_ms.clamp(0, MAX_LOGIN_DELAY_MS)).unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        Ok(())
     }
 
     /// Opens a device session for an already authenticated user. Reusing a device ID keeps

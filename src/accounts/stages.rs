@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::{AccountError, PasswordVerifier, registration_tokens::RegistrationTokens};
+use super::{
+    AccountError, PasswordVerifier, password::HashError, registration_tokens::RegistrationTokens,
+};
 use crate::{
     email::EmailPurpose,
     identity::SessionCredentials,
@@ -144,6 +146,10 @@ impl Stage for Password {
             | Err(
                 AccountError::InvalidCredentials | AccountError::Deactivated | AccountError::Locked,
             ) => Err(forbidden("Invalid username or password")),
+            Err(AccountError::Hashing(HashError::Busy)) => Err(failure(
+                StageFailureKind::LimitExceeded,
+                "Too many password checks at once; retry shortly".to_owned(),
+            )),
             Err(err) => {
                 tracing::error!(error = %err, "password stage failed");
                 Err(unavailable())

@@ -120,7 +120,8 @@ impl FromRequestParts<AppState> for MaybeAuthenticated {
 }
 
 /// The client's IP address: the connection's peer, or, when that peer is a trusted proxy, the
-/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy. IPv4-mapped IPv6
+/// addresses are taken as the IPv4 address they hold, everywhere.
 pub struct ClientIp(pub Option<String>);
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -133,28 +134,48 @@ impl FromRequestParts<AppState> for ClientIp {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
-        let trusted = &state.config.http.trusted_proxies;
-        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+            .map(|info| info.0.ip().to_canonical());
         let Some(peer) = peer else {
             return Ok(Self(None));
         };
-        if !is_trusted(&peer) {
-            return Ok(Self(Some(peer.to_string())));
-        }
-        let forwarded: Vec<IpAddr> = parts
+        let trusted = &state.config.http.trusted_proxies;
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        let hops: Vec<&str> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
+            .map(|value| value.to_str().unwrap_or(""))
             .flat_map(|value| value.split(','))
-            .filter_map(|hop| hop.trim().parse().ok())
             .collect();
-        let client = forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .unwrap_or(peer);
+        // From the nearest hop outwards, for as long as each address is a trusted proxy. A hop
+        // that does not parse ends the walk: whatever is left of it may be the client's own
+        // writing, so the last address a trusted proxy vouched for is used.
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            if !is_trusted(&client) {
+                break;
+            }
+            match forwarded_address(hop) {
+                Some(ip) => client = ip,
+                None => break,
+            }
+        }
         Ok(Self(Some(client.to_string())))
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`) or in brackets (`[2001:db8::1]`), IPv4-mapped ones as IPv4.
+fn forwarded_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|address| address.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })?;
+    Some(ip.to_canonical())
 }

@@ -10,7 +10,13 @@ use axum::{
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
-use crate::uia::{Challenge, StageFailureKind, UiaError};
+use crate::{
+    accounts::password::HashError,
+    uia::{Challenge, StageFailureKind, UiaError},
+};
+
+/// How long a client told the hashing queue is full should wait before retrying.
+const BUSY_RETRY_AFTER_MS: u64 = 1000;
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -204,6 +210,12 @@ impl From<crate::accounts::AccountError> for MatrixError {
             AccountError::Uia(err) => err.into(),
             AccountError::Threepid(err) => err.into(),
             AccountError::RegistrationToken(err) => Self::internal(err),
+            AccountError::Hashing(HashError::Busy) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "M_LIMIT_EXCEEDED",
+                "Too many password checks at once; retry shortly",
+            )
+            .with("retry_after_ms", Value::from(BUSY_RETRY_AFTER_MS)),
             AccountError::Store(_)
             | AccountError::Hashing(_)
             | AccountError::CorruptIdentifier(_) => Self::internal(error_chain(&err)),

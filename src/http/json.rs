@@ -26,7 +26,8 @@ pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<By
 }
 
 /// Parses a body that must be a JSON object holding `required` fields: unparseable or empty
-/// is `M_NOT_JSON`, another JSON type is `M_BAD_JSON`, a missing field is `M_MISSING_PARAM`.
+/// is `M_NOT_JSON`, another JSON type is `M_BAD_JSON`, a string holding U+0000 is
+/// `M_INVALID_PARAM`, a missing field is `M_MISSING_PARAM`.
 pub fn parse_object(bytes: &[u8], required: &[&str]) -> Result<Value, MatrixError> {
     let not_json = || MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Content not JSON");
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -36,6 +37,9 @@ pub fn parse_object(bytes: &[u8], required: &[&str]) -> Result<Value, MatrixErro
     let Some(object) = json.as_object() else {
         return Err(MatrixError::bad_json("Request body must be a JSON object"));
     };
+    if super::input::holds_nul(&json) {
+        return Err(super::input::nul_refused());
+    }
     if let Some(missing) = required.iter().find(|field| !object.contains_key(**field)) {
         return Err(MatrixError::missing_param(format!(
             "Missing parameter: {missing}"

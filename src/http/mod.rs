@@ -6,6 +6,7 @@ pub mod auth;
 pub mod devices;
 pub mod discovery;
 pub mod error;
+mod input;
 pub mod json;
 pub mod legacy;
 mod pages;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
         })
+        .layer(middleware::from_fn(input::refuse_nul_in_uri))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors())

@@ -104,10 +104,11 @@ pub async fn registration_token_validity(
 /// when it can't).
 pub async fn get_username_availability(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     request: Ruma<availability::Request>,
 ) -> Result<RumaResponse<availability::Response>, MatrixError> {
     app.accounts
-        .username_available(&request.body.username)
+        .username_available(&request.body.username, ip.as_deref())
         .await?;
     Ok(RumaResponse(availability::Response::new(true)))
 }

@@ -138,8 +138,11 @@ pub struct Recaptcha {
 impl Recaptcha {
     /// The stage checking answers with the service in `config`.
     pub fn new(config: RecaptchaConfig) -> Self {
+        // The verdict must come from the configured verifier itself: no redirect is followed.
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .unwrap_or_default();
         Self { config, http }

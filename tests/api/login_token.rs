@@ -9,7 +9,12 @@ const GET_TOKEN: &str = "/_matrix/client/v1/login/get_token";
 const LOGIN: &str = "/_matrix/client/v3/login";
 
 /// Completes password UIA on `get_token` and returns the 200 body.
-async fn get_login_token(server: &TestServer, token: &str, user: &str, password: &str) -> Value {
+pub(crate) async fn get_login_token(
+    server: &TestServer,
+    token: &str,
+    user: &str,
+    password: &str,
+) -> Value {
     let (status, challenge) = server.post(GET_TOKEN, Some(token), &json!({})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{challenge}");
     assert_eq!(

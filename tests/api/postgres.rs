@@ -276,3 +276,15 @@ async fn a_connection_broken_mid_transaction_is_not_reused() {
     }
     drop_database(&mut connection, &name).await;
 }
+
+/// F14 on PostgreSQL, which refuses U+0000 in text: still 400 `M_INVALID_PARAM`, never 500.
+#[tokio::test]
+async fn nul_bytes_are_refused_before_postgresql_sees_them() {
+    let name = format!("vestibule_nul_{}", std::process::id());
+    let (mut connection, url) = fresh_database(&name).await;
+    {
+        let server = TestServer::with(|config| config.database.url = url.as_str().into()).await;
+        crate::security::refuses_nul_and_odd_device_ids(&server).await;
+    }
+    drop_database(&mut connection, &name).await;
+}

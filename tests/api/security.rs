@@ -303,3 +303,264 @@ async fn f16_odd_recipients_and_mail_bombing_are_refused() {
     assert_error(&response, StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED");
     assert_eq!(sink.wait_for(3).await.len(), 3);
 }
+
+/// A server behind a trusted proxy on loopback, with the rate limits on.
+async fn behind_proxy(adjust: impl FnOnce(&mut vestibule::config::Config)) -> TestServer {
+    TestServer::with(|config| {
+        config.rate_limits.enabled = true;
+        config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        adjust(config);
+    })
+    .await
+}
+
+/// A password login sent through the proxy for `client`.
+async fn login_from(
+    server: &TestServer,
+    client: &str,
+    user: &str,
+    password: &str,
+) -> (StatusCode, Value) {
+    let body = json!({"type": "m.login.password", "password": password,
+        "identifier": {"type": "m.id.user", "user": user}});
+    let response = server
+        .http
+        .post(format!("{}/_matrix/client/v3/login", server.base))
+        .header("x-forwarded-for", client)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// F5: wrong passwords from one network lock that network out, never the owner elsewhere;
+/// the addresses of one IPv6 /64 share one bucket.
+#[tokio::test]
+async fn f5_strangers_cannot_lock_the_owner_out() {
+    let server = behind_proxy(|config| config.rate_limits.login_per_ip.burst = 100).await;
+    server.register("owner", "password123").await;
+    let mut limited = false;
+    for attempt in 0..6 {
+        let attacker = format!("2001:db8:1:2::{attempt}");
+        let (status, _) = login_from(&server, &attacker, "owner", "wrong").await;
+        limited |= status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "failures from one /64 are limited together");
+    let (status, body) = login_from(&server, "2001:db8:1:3::1", "owner", "password123").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the owner's network still signs in: {body}"
+    );
+}
+
+/// F6: `X-Forwarded-For` hops with ports or brackets are understood, a hop that does not
+/// parse ends the walk, and IPv4-mapped addresses are IPv4.
+#[tokio::test]
+async fn f6_forwarded_addresses_are_parsed_strictly() {
+    let server = behind_proxy(|config| config.rate_limits.login_per_ip.burst = 100).await;
+    server.register("carol", "password123").await;
+    for (header, expected) in [
+        ("6.6.6.6, 9.9.9.9:4321", "9.9.9.9"),
+        ("6.6.6.7, [2001:db8::1]:443", "2001:db8::1"),
+        ("6.6.6.8, unknown", "127.0.0.1"),
+        ("::ffff:3.3.3.3", "3.3.3.3"),
+    ] {
+        let (status, login) = login_from(&server, header, "carol", "password123").await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        let token = login["access_token"].as_str().unwrap();
+        let device = login["device_id"].as_str().unwrap();
+        // Asked through the same proxy hops, as the device's own requests are.
+        let seen: Value = server
+            .http
+            .get(format!(
+                "{}/_matrix/client/v3/devices/{device}",
+                server.base
+            ))
+            .bearer_auth(token)
+            .header("x-forwarded-for", header)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(seen["last_seen_ip"], expected, "for {header}");
+    }
+}
+
+/// F8: with every hashing thread busy and the queue full, a password check is answered at
+/// once with 429 and a retry time, instead of waiting behind the flood.
+#[tokio::test]
+async fn f8_a_full_hashing_queue_answers_at_once() {
+    let server = TestServer::with(|config| {
+        config.password.hash_workers = 1;
+        config.password.hash_queue = 1;
+        config.password.argon2_memory_kib = 32 * 1024;
+        config.password.argon2_iterations = 3;
+    })
+    .await;
+    let url = format!("{}/_matrix/client/v3/login", server.base);
+    let answers = crate::support::concurrently(12, |_| {
+        let body = json!({"type": "m.login.password", "password": "wrong",
+            "identifier": {"type": "m.id.user", "user": "nobody"}});
+        let (http, url) = (server.http.clone(), url.clone());
+        async move {
+            let response = http.post(url).json(&body).send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    })
+    .await;
+    let busy: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(!busy.is_empty(), "{answers:?}");
+    assert_eq!(busy[0].1["errcode"], "M_LIMIT_EXCEEDED");
+    assert!(busy[0].1["retry_after_ms"].is_u64());
+}
+
+/// F9: `/register/available` and the registration-token `/validity` check spend a per-IP
+/// budget.
+#[tokio::test]
+async fn f9_enumeration_endpoints_are_rate_limited() {
+    let server = TestServer::with(|config| config.rate_limits.enabled = true).await;
+    for path in [
+        "/_matrix/client/v3/register/available?username=someone",
+        "/_matrix/client/v1/register/m.login.registration_token/validity?token=guess",
+    ] {
+        let mut limited = false;
+        for _ in 0..30 {
+            let (status, _) = server.get(path, None).await;
+            limited |= status == StatusCode::TOO_MANY_REQUESTS;
+        }
+        assert!(limited, "{path} was never limited");
+    }
+}
+
+/// F11: an identity server's redirect is not followed: the secrets in its URL never reach the
+/// redirect's target.
+#[tokio::test]
+async fn f11_identity_server_redirects_are_not_followed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector_port = redirector.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = redirector.accept().await {
+            let mut request = [0_u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{target_port}/redirected\r\n\
+                 content-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = reached.clone();
+    tokio::spawn(async move {
+        if target.accept().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let id_server = format!("127.0.0.1:{redirector_port}");
+    let server = TestServer::with(|config| {
+        config.identity.trusted_servers = vec![format!("http://{id_server}").try_into().unwrap()];
+    })
+    .await;
+    let user = server.register("idsrv", "password123").await;
+    let body = json!({"sid": "s1", "client_secret": "abc", "id_server": id_server,
+        "id_access_token": "t"});
+    let (status, answer) = server
+        .post(
+            "/_matrix/client/v3/account/3pid/bind",
+            user["access_token"].as_str(),
+            &body,
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK, "{answer}");
+    assert!(
+        !answer.to_string().contains("127.0.0.1"),
+        "no internal URL reaches the client: {answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// F13: a password change that logs out every device also revokes the login tokens issued
+/// before it.
+#[tokio::test]
+async fn f13_login_tokens_die_with_a_password_change() {
+    let server = TestServer::spawn().await;
+    let user = server.register("ltuser", "password123").await;
+    let token = user["access_token"].as_str().unwrap();
+    let issued = crate::login_token::get_login_token(&server, token, "ltuser", "password123").await;
+    let (_, challenge) = server
+        .post(
+            PASSWORD,
+            Some(token),
+            &json!({"new_password": "another-pass-456"}),
+        )
+        .await;
+    // `logout_devices` is true by default.
+    let body = json!({"new_password": "another-pass-456",
+        "auth": {"type": "m.login.password", "password": "password123",
+            "identifier": {"type": "m.id.user", "user": "ltuser"},
+            "session": challenge["session"]}});
+    let (status, answer) = server.post(PASSWORD, Some(token), &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let login = json!({"type": "m.login.token", "token": issued["login_token"]});
+    let response = server.post("/_matrix/client/v3/login", None, &login).await;
+    assert_error(&response, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+}
+
+/// F14, F15: U+0000 anywhere in a JSON string, a path or a query is 400 `M_INVALID_PARAM`
+/// (never a 500), and device IDs are bounded and printable.
+#[tokio::test]
+async fn f14_nul_bytes_and_odd_device_ids_are_refused() {
+    let server = TestServer::spawn().await;
+    refuses_nul_and_odd_device_ids(&server).await;
+}
+
+/// The F14/F15 attacks against `server` (also run on PostgreSQL).
+pub(crate) async fn refuses_nul_and_odd_device_ids(server: &TestServer) {
+    server.register("nul", "password123").await;
+    let login = |extra: Value| {
+        let mut body = json!({"type": "m.login.password", "password": "password123",
+            "identifier": {"type": "m.id.user", "user": "nul"}});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for extra in [
+        json!({"device_id": "../../x\u{0000}<script>"}),
+        json!({"initial_device_display_name": "a\u{0000}b"}),
+        json!({"device_id": "D".repeat(10_000)}),
+    ] {
+        let response = server
+            .post("/_matrix/client/v3/login", None, &login(extra))
+            .await;
+        assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+    }
+    let submit = json!({"sid": "a\u{0000}", "client_secret": "x", "token": "y"});
+    let (status, _) = server
+        .post("/_vestibule/email/submit_token", None, &submit)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = server
+        .get(
+            "/_vestibule/email/validate?sid=a%00&client_secret=b&token=c",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
