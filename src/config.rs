@@ -189,6 +189,9 @@ pub struct TokenConfig {
     pub access_token_lifetime_secs: u64,
     /// Lifetime of an access token issued with a refresh token, in seconds.
     pub refreshable_access_token_lifetime_secs: Seconds,
+    /// How long after a refresh the refresh token it replaced is accepted once more (for a
+    /// client that lost the response), in seconds; after that, presenting it revokes the device.
+    pub refresh_grace_secs: Seconds,
     /// Whether users may generate single-use login tokens (`POST /login/get_token`,
     /// `m.get_login_token` capability) to sign in another device.
     pub login_token_enabled: bool,
@@ -201,6 +204,7 @@ impl Default for TokenConfig {
         Self {
             access_token_lifetime_secs: 0,
             refreshable_access_token_lifetime_secs: Seconds::of(300),
+            refresh_grace_secs: Seconds::of(60),
             login_token_enabled: true,
             login_token_lifetime_secs: Seconds::of(120),
         }
