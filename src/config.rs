@@ -892,7 +892,8 @@ impl Config {
     }
 
     /// Reads the configuration at `path`, first writing a generated one there if it is missing:
-    /// the zero-setup path of the quick start.
+    /// the zero-setup path of the quick start. Missing directories are created 0700: the
+    /// quick start's SQLite database goes into the same one.
     pub fn load_or_generate(path: &Path) -> Result<Self, ConfigError> {
         if !path.exists() {
             let write_error = |source| ConfigError::Write {
@@ -903,7 +904,7 @@ impl Config {
                 .parent()
                 .filter(|parent| !parent.as_os_str().is_empty())
             {
-                std::fs::create_dir_all(parent).map_err(write_error)?;
+                crate::private_files::create_dir_all(parent).map_err(write_error)?;
             }
             std::fs::write(path, Self::example_toml()).map_err(write_error)?;
         }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod email;
 pub mod http;
 pub mod identity;
+mod private_files;
 pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
