@@ -115,6 +115,7 @@ pub fn build_with_events(
             .tokens
             .refreshable_access_token_lifetime_secs
             .as_millis(),
+        refresh_grace_ms: config.tokens.refresh_grace_secs.as_millis(),
         exclusive_namespaces: RegexSet::new(&config.registration.exclusive_user_namespaces)
             .map_err(|err| {
                 StartupError::Config(format!("registration.exclusive_user_namespaces: {err}"))

@@ -193,6 +193,9 @@ pub struct TokenConfig {
     pub access_token_lifetime_secs: u64,
     /// Lifetime of an access token issued with a refresh token, in seconds.
     pub refreshable_access_token_lifetime_secs: Seconds,
+    /// How long after a refresh the refresh token it replaced is accepted once more (for a
+    /// client that lost the response), in seconds; after that, presenting it revokes the device.
+    pub refresh_grace_secs: Seconds,
     /// Whether users may generate single-use login tokens (`POST /login/get_token`,
     /// `m.get_login_token` capability) to sign in another device.
     pub login_token_enabled: bool,
@@ -205,6 +208,7 @@ impl Default for TokenConfig {
         Self {
             access_token_lifetime_secs: 0,
             refreshable_access_token_lifetime_secs: Seconds::of(300),
+            refresh_grace_secs: Seconds::of(60),
             login_token_enabled: true,
             login_token_lifetime_secs: Seconds::of(120),
         }
@@ -935,7 +939,8 @@ impl Config {
     }
 
     /// Reads the configuration at `path`, first writing a generated one there if it is missing:
-    /// the zero-setup path of the quick start.
+    /// the zero-setup path of the quick start. Missing directories are created 0700: the
+    /// quick start's SQLite database goes into the same one.
     pub fn load_or_generate(path: &Path) -> Result<Self, ConfigError> {
         if !path.exists() {
             let write_error = |source| ConfigError::Write {
@@ -946,7 +951,7 @@ impl Config {
                 .parent()
                 .filter(|parent| !parent.as_os_str().is_empty())
             {
-                std::fs::create_dir_all(parent).map_err(write_error)?;
+                crate::private_files::create_dir_all(parent).map_err(write_error)?;
             }
             std::fs::write(path, Self::example_toml()).map_err(write_error)?;
         }

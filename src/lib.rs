@@ -11,6 +11,7 @@ pub mod config;
 pub mod email;
 pub mod http;
 pub mod identity;
+mod private_files;
 pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
@@ -100,7 +101,7 @@ async fn purge_expired_sessions(state: AppState) {
             Err(err) => tracing::warn!(error = ?err, "could not purge expired UIA sessions"),
         }
         if let Err(err) = state.accounts.purge_expired_grants().await {
-            tracing::warn!(error = %err, "could not purge expired login tokens and reservations");
+            tracing::warn!(error = %err, "could not purge expired grants and spent refresh tokens");
         }
         if let Err(err) = state.limiter.purge_idle().await {
             tracing::warn!(error = %err, "could not purge idle rate-limit buckets");

@@ -94,8 +94,9 @@ impl Accounts {
         Ok((user_id, issued))
     }
 
-    /// Deletes expired login tokens and lapsed registration-token reservations; run
-    /// periodically.
+    /// Deletes expired login tokens, lapsed registration-token reservations, expired email
+    /// verification sessions and OpenID tokens, and spent refresh tokens no longer remembered;
+    /// run periodically.
     pub async fn purge_expired_grants(&self) -> Result<u64, AccountError> {
         Ok(self
             .store

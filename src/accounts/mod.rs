@@ -1,9 +1,9 @@
 //! Accounts: the use cases of an account, from registration to deactivation, as methods of one
 //! service, [`Accounts`], split by area: `registration.rs`, `credentials.rs`, `sessions.rs`,
-//! `devices.rs`, `addresses.rs` (email addresses and identity servers), `moderation.rs`,
-//! `capabilities.rs` and `profile.rs`. No HTTP and no SQL here: callers speak Matrix, the store
-//! speaks rows, and this module holds the rules in between. Every change is reported through the
-//! one outlet, [`events::AccountEvents`].
+//! `refresh.rs`, `devices.rs`, `addresses.rs` (email addresses and identity servers),
+//! `moderation.rs`, `capabilities.rs` and `profile.rs`. No HTTP and no SQL here: callers speak
+//! Matrix, the store speaks rows, and this module holds the rules in between. Every change is
+//! reported through the one outlet, [`events::AccountEvents`].
 
 mod addresses;
 mod capabilities;
@@ -16,6 +16,7 @@ mod login_tokens;
 mod moderation;
 pub mod password;
 mod profile;
+mod refresh;
 mod registration;
 pub mod registration_tokens;
 mod sessions;
@@ -121,6 +122,8 @@ pub struct AccountSettings {
     pub access_token_lifetime_ms: Option<i64>,
     /// Lifetime of access tokens issued with a refresh token, in milliseconds.
     pub refreshable_access_token_lifetime_ms: i64,
+    /// How long after a refresh the replaced refresh token is accepted again, in milliseconds.
+    pub refresh_grace_ms: i64,
     /// Regular expressions over full user IDs that registration may not claim.
     pub exclusive_namespaces: RegexSet,
     /// Lifetime of `m.login.token` tokens, in milliseconds.

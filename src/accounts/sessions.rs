@@ -1,4 +1,5 @@
-//! Sessions: signing in with a password, access-token authentication, refresh and logout.
+//! Sessions: signing in with a password, access-token authentication and logout (refresh is in
+//! `refresh.rs`).
 
 use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 use secrecy::SecretString;
@@ -8,7 +9,7 @@ use super::{
 };
 use crate::{
     ratelimit::Limit,
-    store::{NewLogin, RefreshOutcome, StoreTx, TokenRotation},
+    store::{NewLogin, StoreTx},
     tokens,
 };
 
@@ -179,46 +180,6 @@ impl Accounts {
         }
     }
 
-    /// Exchanges a refresh token for a new access token and refresh token on the same device;
-    /// the old access token stops working. With `keep_previous` (the current spec) the old
-    /// refresh token is accepted again until the new tokens are first used, so a client that
-    /// lost the response can retry; without it (the v2_alpha API) it is revoked at once. A
-    /// locked account's refresh is refused before anything rotates.
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        keep_previous: bool,
-        ip: Option<&str>,
-    ) -> Result<IssuedSession, AccountError> {
-        self.limiter.take(Limit::RefreshPerIp, ip).await?;
-        let now_ms = self.clock.now_ms();
-        let access_token = tokens::new_access_token(self.rng.as_ref());
-        let new_refresh_token = tokens::new_refresh_token(self.rng.as_ref());
-        let lifetime = self.settings.refreshable_access_token_lifetime_ms;
-        let rotation = TokenRotation {
-            access_token_hash: tokens::digest(&access_token),
-            refresh_token_hash: tokens::digest(&new_refresh_token),
-            expires_at_ms: Some(now_ms.saturating_add(lifetime)),
-            keep_previous,
-            now_ms,
-        };
-        let device_id = match self
-            .store
-            .rotate_refresh_token(&tokens::digest(refresh_token), rotation)
-            .await?
-        {
-            RefreshOutcome::Rotated { device_id, .. } => device_id,
-            RefreshOutcome::Unknown => return Err(AccountError::UnknownRefreshToken),
-            RefreshOutcome::Locked => return Err(AccountError::Locked),
-        };
-        Ok(IssuedSession {
-            device_id: device_id.into(),
-            access_token,
-            expires_in_ms: u64::try_from(lifetime).ok(),
-            refresh_token: Some(new_refresh_token),
-        })
-    }
-
     /// Resolves an access token to its holder.
     /// The device's activity is noted in memory (written in batches by
     /// [`Accounts::flush_last_seen`]), not written on every request.
@@ -227,10 +188,9 @@ impl Accounts {
         access_token: &str,
         ip: Option<String>,
     ) -> Result<Requester, AccountError> {
-        let token_hash = tokens::digest(access_token);
         let owner = self
             .store
-            .find_token_owner(&token_hash)
+            .find_token_owner(&tokens::digest(access_token))
             .await?
             .ok_or(AccountError::UnknownToken)?;
         if owner
@@ -238,10 +198,6 @@ impl Accounts {
             .is_some_and(|expires| expires <= self.clock.now_ms())
         {
             return Err(AccountError::ExpiredToken);
-        }
-        if owner.refresh_pending {
-            // First use of a refreshed token: the refresh token it replaced is now spent.
-            self.store.settle_refresh(&token_hash).await?;
         }
         self.last_seen
             .record(&owner.user_id, &owner.device_id, self.clock.now_ms(), ip);

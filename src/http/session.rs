@@ -106,8 +106,9 @@ pub async fn login(
 }
 
 /// `POST /refresh`: exchanges a refresh token for a new access token and refresh token; the
-/// old refresh token is accepted again only until the new tokens are first used, and an
-/// unknown or spent one is 401 `M_UNKNOWN_TOKEN` with `soft_logout: false`.
+/// old refresh token is accepted again only for `tokens.refresh_grace_secs`. An unknown one is
+/// 401 `M_UNKNOWN_TOKEN` with `soft_logout: false`, and so is a spent one, which also deletes
+/// its device (the session is gone, so the client must not keep its state).
 pub async fn refresh(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,

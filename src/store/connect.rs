@@ -11,6 +11,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Transaction};
 
 use super::dialect::Dialect;
 use super::{StoreError, StoreTx};
+use crate::private_files;
 
 /// How long a PostgreSQL connection request waits before failing: a database that can't be
 /// reached should fail fast with a clear error, not after sqlx's default 30 s of retries.
@@ -27,7 +28,7 @@ pub(crate) struct SqlStore {
 impl SqlStore {
     /// Opens the database at `url` with a pool of `max_connections`, and applies the embedded
     /// migrations. For SQLite (`sqlite:path`, `sqlite://path` or a bare file path) the file and
-    /// its directory are created if missing.
+    /// its directory are created if missing, private to this user.
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url);
@@ -99,9 +100,11 @@ impl SqlStore {
     }
 }
 
-/// The connect options of a SQLite URL or file path: the file is created if missing, and so is
-/// its directory. The pragmas are set per connection ([`Dialect::connection_setup`]), because
-/// `sqlx::Any` connects by URL, which carries no pragmas.
+/// The connect options of a SQLite URL or file path. A missing file is created, mode 0600,
+/// before SQLite opens it (SQLite gives its `-wal` and `-shm` files the same mode), and so are
+/// its missing directories, mode 0700 ([`private_files`]). The pragmas are set per connection
+/// ([`Dialect::connection_setup`]), because `sqlx::Any` connects by URL, which carries no
+/// pragmas.
 fn sqlite_options(url: &str) -> Result<AnyConnectOptions, StoreError> {
     let options = if url.starts_with("sqlite:") {
         SqliteConnectOptions::from_str(url)?
@@ -109,13 +112,17 @@ fn sqlite_options(url: &str) -> Result<AnyConnectOptions, StoreError> {
         SqliteConnectOptions::new().filename(url)
     }
     .create_if_missing(true);
+    let url = options.to_url_lossy();
+    let in_memory = url
+        .query_pairs()
+        .any(|(key, value)| key == "mode" && value == "memory");
 
-    if let Some(dir) = options
-        .get_filename()
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+    if !in_memory {
+        let file = options.get_filename();
+        if let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            private_files::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        private_files::create_file(file).map_err(sqlx::Error::Io)?;
     }
-    Ok(AnyConnectOptions::from_url(&options.to_url_lossy())?)
+    Ok(AnyConnectOptions::from_url(&url)?)
 }

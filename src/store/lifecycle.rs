@@ -119,8 +119,8 @@ pub trait LifecycleStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
 
     /// Deletes expired login tokens, lapsed registration-token reservations, expired email
-    /// verification sessions and expired OpenID tokens (each kind on its own; returns how many
-    /// in all).
+    /// verification sessions, expired OpenID tokens and spent refresh tokens whose memory ended
+    /// (each kind on its own; returns how many in all).
     async fn delete_expired_grants(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Stores a new registration token; an existing one with that text is a conflict.

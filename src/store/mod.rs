@@ -2,9 +2,9 @@
 //! PostgreSQL (picked by the database URL).
 //!
 //! The SQL is written once, in plain Rust, split by area (`accounts.rs`, `sessions.rs`,
-//! `devices.rs`, `uia.rs`, `rate_limits.rs`, `registration_tokens.rs`, `profiles.rs`,
-//! `validations.rs`, `addresses.rs`, `openid.rs`). Where the two databases differ, a
-//! `Dialect` value (`dialect.rs`) supplies the fragment or the `BEGIN` statement.
+//! `refresh_tokens.rs`, `devices.rs`, `uia.rs`, `rate_limits.rs`, `registration_tokens.rs`,
+//! `profiles.rs`, `validations.rs`, `addresses.rs`, `openid.rs`). Where the two databases
+//! differ, a `Dialect` value (`dialect.rs`) supplies the fragment or the `BEGIN` statement.
 //!
 //! Every write is a method of [`StoreTx`], the unit of work: a transaction with domain-shaped
 //! methods, committed once. The one-call methods of [`Store`], [`LifecycleStore`] and
@@ -28,6 +28,7 @@ mod openid;
 mod outbox;
 mod profiles;
 mod rate_limits;
+mod refresh_tokens;
 mod registration_tokens;
 mod sessions;
 #[cfg(test)]
@@ -182,10 +183,6 @@ pub struct TokenOwner {
     pub is_guest: bool,
     /// When the token stops working, milliseconds since the epoch; `None` = never.
     pub expires_at_ms: Option<i64>,
-    /// Whether the refresh token this session was rotated from is still accepted (until this
-    /// token is first used).
-    #[sqlx(try_from = "DbBool")]
-    pub refresh_pending: bool,
     /// Whether the operator has locked the account.
     #[sqlx(try_from = "DbBool")]
     pub locked: bool,
@@ -203,9 +200,12 @@ pub struct TokenRotation {
     pub refresh_token_hash: String,
     /// When the new access token stops working, milliseconds since the epoch.
     pub expires_at_ms: Option<i64>,
-    /// Keep accepting the presented refresh token until the new tokens are first used (the
-    /// current spec); `false` revokes it at once (the v2_alpha seed).
-    pub keep_previous: bool,
+    /// Until when (milliseconds since the epoch) the presented refresh token is accepted again,
+    /// for a client that lost the response; `None` revokes it at once (the v2_alpha seed).
+    pub grace_until_ms: Option<i64>,
+    /// Until when the refresh tokens this rotation spends are remembered as spent (milliseconds
+    /// since the epoch).
+    pub forget_spent_at_ms: i64,
     /// Time of the refresh, milliseconds since the epoch.
     pub now_ms: i64,
 }
@@ -220,8 +220,16 @@ pub enum RefreshOutcome {
         /// The session's device.
         device_id: String,
     },
-    /// No session holds this refresh token (unknown, or already used).
+    /// No session holds this refresh token, and it is not remembered as spent.
     Unknown,
+    /// The refresh token was once this device's but is spent: replaced by a later one, and
+    /// past its grace. Nothing was changed.
+    Spent {
+        /// Owner of the device.
+        user_id: String,
+        /// The device the token was issued to.
+        device_id: String,
+    },
     /// The session's account is locked; nothing was rotated.
     Locked,
 }
@@ -335,19 +343,6 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
         &self,
         access_token_hash: &str,
     ) -> Result<Option<TokenOwner>, StoreError>;
-
-    /// Exchanges a refresh token for a new token pair on the same device: the old access token
-    /// is revoked. The presented hash may be the session's current refresh token or, while the
-    /// rotation is not yet settled, the one it was rotated from. Of two concurrent refreshes with
-    /// one token, exactly one rotates; a locked account's session is left as it is.
-    async fn rotate_refresh_token(
-        &self,
-        presented_refresh_hash: &str,
-        rotation: TokenRotation,
-    ) -> Result<RefreshOutcome, StoreError>;
-
-    /// Stops accepting the refresh token the session of this access token was rotated from.
-    async fn settle_refresh(&self, access_token_hash: &str) -> Result<(), StoreError>;
 
     /// Deletes a device and every token issued to it; `false` if it did not exist.
     async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError>;

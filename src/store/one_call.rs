@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 
 use super::{
     BindingRecord, DeviceRecord, DueEmail, GuestUpgrade, LastSeen, LifecycleStore, NewAccount,
-    NewLogin, NewLoginToken, NewThreepid, NewValidationSession, ProfileWrite, RefreshOutcome,
+    NewLogin, NewLoginToken, NewThreepid, NewValidationSession, ProfileWrite,
     RegistrationTokenRecord, Restriction, SqlStore, Store, StoreError, StoreTx, ThreepidRecord,
-    ThreepidStore, TokenCheck, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord,
-    UserRecord, ValidationSessionRecord, ValidationStart, accounts, addresses, devices, openid,
-    profiles, rate_limits, registration_tokens, sessions, uia, validations,
+    ThreepidStore, TokenCheck, TokenOwner, UiaProgressRecord, UiaSessionRecord, UserRecord,
+    ValidationSessionRecord, ValidationStart, accounts, addresses, devices, openid, profiles,
+    rate_limits, registration_tokens, sessions, uia, validations,
 };
 
 #[async_trait]
@@ -75,24 +75,6 @@ impl Store for SqlStore {
     ) -> Result<Option<TokenOwner>, StoreError> {
         let mut conn = self.read().await?;
         sessions::find_token_owner(&mut conn, access_token_hash).await
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        presented_refresh_hash: &str,
-        rotation: TokenRotation,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let outcome = tx
-            .rotate_refresh_token(presented_refresh_hash, rotation)
-            .await?;
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn settle_refresh(&self, access_token_hash: &str) -> Result<(), StoreError> {
-        let mut conn = self.autocommit().await?;
-        conn.settle_refresh(access_token_hash).await
     }
 
     async fn delete_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
@@ -228,11 +210,12 @@ impl LifecycleStore for SqlStore {
 
     async fn delete_expired_grants(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut conn = self.autocommit().await?;
-        // Four independent purges, each statement on its own, as before.
+        // Independent purges, each statement on its own.
         Ok(conn.delete_expired_login_tokens(now_ms).await?
             + conn.delete_lapsed_reservations(now_ms).await?
             + conn.delete_expired_validations(now_ms).await?
-            + conn.delete_expired_openid_tokens(now_ms).await?)
+            + conn.delete_expired_openid_tokens(now_ms).await?
+            + conn.delete_forgotten_spent_refresh_tokens(now_ms).await?)
     }
 
     async fn create_registration_token(

@@ -1,11 +1,10 @@
-//! Sessions: opening a device session, access and refresh tokens, and single-use login tokens.
+//! Sessions: opening a device session, access tokens, and single-use login tokens (refresh
+//! tokens are in `refresh_tokens.rs`).
 
 use sqlx::AnyConnection;
 
-use super::dialect::DbBool;
 use super::{
-    Conflict, NewLogin, NewLoginToken, RefreshOutcome, StoreError, StoreTx, TokenOwner,
-    TokenRotation, conflict_on_unique,
+    Conflict, NewLogin, NewLoginToken, StoreError, StoreTx, TokenOwner, conflict_on_unique,
 };
 
 /// Who holds the access token with this hash. (`BOOLEAN` columns are read through a `CAST`, as
@@ -17,7 +16,7 @@ pub(super) async fn find_token_owner(
 ) -> Result<Option<TokenOwner>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT t.user_id, t.device_id, CAST(u.is_guest AS INTEGER) AS is_guest, \
-             t.expires_at_ms, t.previous_refresh_hash IS NOT NULL AS refresh_pending, \
+             t.expires_at_ms, \
              u.locked_at_ms IS NOT NULL AS locked, u.suspended_at_ms IS NOT NULL AS suspended \
          FROM access_tokens t JOIN users u ON u.user_id = t.user_id \
          WHERE t.token_hash = $1",
@@ -25,16 +24,6 @@ pub(super) async fn find_token_owner(
     .bind(access_token_hash)
     .fetch_optional(conn)
     .await?)
-}
-
-/// The session a refresh token belongs to.
-#[derive(sqlx::FromRow)]
-struct RefreshSessionRow {
-    token_hash: String,
-    user_id: String,
-    device_id: String,
-    #[sqlx(try_from = "DbBool")]
-    locked: bool,
 }
 
 /// A login token as deleted.
@@ -91,76 +80,6 @@ impl StoreTx {
         .execute(self.conn())
         .await
         .map_err(conflict_on_unique(Conflict::TokenHashInUse))?;
-        Ok(())
-    }
-
-    /// Exchanges a refresh token for a new token pair on the same device: the old access token
-    /// is revoked. The presented hash may be the session's current refresh token or, while the
-    /// rotation is not yet settled, the one it was rotated from. Of two concurrent refreshes
-    /// with one token, exactly one rotates; a locked account's session is left as it is.
-    #[tracing::instrument(skip_all, name = "db.rotate_refresh_token")]
-    pub(crate) async fn rotate_refresh_token(
-        &mut self,
-        presented_refresh_hash: &str,
-        rotation: TokenRotation,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let session: Option<RefreshSessionRow> = sqlx::query_as(
-            "SELECT t.token_hash, t.user_id, t.device_id, u.locked_at_ms IS NOT NULL AS locked \
-             FROM access_tokens t JOIN users u ON u.user_id = t.user_id \
-             WHERE t.refresh_token_hash = $1 OR t.previous_refresh_hash = $1",
-        )
-        .bind(presented_refresh_hash)
-        .fetch_optional(self.conn())
-        .await?;
-        let Some(session) = session else {
-            return Ok(RefreshOutcome::Unknown);
-        };
-        if session.locked {
-            // Nothing rotates: the session stays as it was for when the lock is lifted.
-            return Ok(RefreshOutcome::Locked);
-        }
-        // Of two concurrent refreshes, only the one whose delete finds the row goes on.
-        let deleted = sqlx::query("DELETE FROM access_tokens WHERE token_hash = $1")
-            .bind(&session.token_hash)
-            .execute(self.conn())
-            .await?;
-        if deleted.rows_affected() != 1 {
-            return Ok(RefreshOutcome::Unknown);
-        }
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, user_id, device_id, created_at_ms, \
-                 expires_at_ms, refresh_token_hash, previous_refresh_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(rotation.access_token_hash)
-        .bind(&session.user_id)
-        .bind(&session.device_id)
-        .bind(rotation.now_ms)
-        .bind(rotation.expires_at_ms)
-        .bind(rotation.refresh_token_hash)
-        .bind(rotation.keep_previous.then_some(presented_refresh_hash))
-        .execute(self.conn())
-        .await
-        .map_err(conflict_on_unique(Conflict::TokenHashInUse))?;
-        Ok(RefreshOutcome::Rotated {
-            user_id: session.user_id,
-            device_id: session.device_id,
-        })
-    }
-
-    /// Stops accepting the refresh token the session of this access token was rotated from.
-    #[tracing::instrument(skip_all, name = "db.settle_refresh")]
-    pub(crate) async fn settle_refresh(
-        &mut self,
-        access_token_hash: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE access_tokens SET previous_refresh_hash = NULL \
-             WHERE token_hash = $1 AND previous_refresh_hash IS NOT NULL",
-        )
-        .bind(access_token_hash)
-        .execute(self.conn())
-        .await?;
         Ok(())
     }
 

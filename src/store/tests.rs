@@ -12,8 +12,8 @@ use std::sync::Arc;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    DeviceRecord, LastSeen, NewAccount, NewLogin, RefreshOutcome, RegistrationExtras, SqlStore,
-    Store, StoreError, TokenOwner, TokenRotation, UiaProgressRecord, UiaSessionRecord, UserRecord,
+    DeviceRecord, LastSeen, NewAccount, NewLogin, RegistrationExtras, SqlStore, Store, StoreError,
+    TokenOwner, UiaProgressRecord, UiaSessionRecord, UserRecord,
 };
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -127,9 +127,6 @@ conformance_suite!(
     take_uia_session_succeeds_once,
     concurrent_take_uia_session_has_one_winner,
     delete_expired_uia_sessions_removes_only_expired,
-    refresh_rotation_keeps_previous_until_settled,
-    refresh_rotation_without_grace_revokes_at_once,
-    concurrent_refresh_has_one_winner,
     rate_limit_allows_bursts_then_refuses_until_the_interval_passes,
     concurrent_rate_limit_takes_never_exceed_the_burst,
     rename_device_sets_and_clears_the_name,
@@ -137,6 +134,7 @@ conformance_suite!(
 );
 
 mod lifecycle;
+mod refresh_tokens;
 mod threepids;
 mod unit_of_work;
 
@@ -329,7 +327,6 @@ async fn account_with_login_creates_device_and_token(store: Arc<dyn Store>) {
             device_id: "PHONE".to_owned(),
             is_guest: false,
             expires_at_ms: None,
-            refresh_pending: false,
             locked: false,
             suspended: false,
         })
@@ -1189,137 +1186,6 @@ fn both_backends_have_the_same_migrations() {
     let sqlite = names("sqlite");
     assert!(!sqlite.is_empty(), "no SQLite migrations found");
     assert_eq!(sqlite, names("postgres"));
-}
-
-fn rotation(access: &str, refresh: &str, keep_previous: bool) -> TokenRotation {
-    TokenRotation {
-        access_token_hash: access.to_owned(),
-        refresh_token_hash: refresh.to_owned(),
-        expires_at_ms: Some(99_000),
-        keep_previous,
-        now_ms: 2_000,
-    }
-}
-
-async fn account_with_refresh(store: &dyn Store) {
-    let mut first = login("PHONE", "access-1");
-    first.refresh_token_hash = Some("refresh-1".to_owned());
-    store
-        .create_account(account("rita", Some(first)))
-        .await
-        .expect("create_account");
-}
-
-async fn refresh_rotation_keeps_previous_until_settled(store: Arc<dyn Store>) {
-    account_with_refresh(&*store).await;
-    let session = RefreshOutcome::Rotated {
-        user_id: user_id("rita"),
-        device_id: "PHONE".to_owned(),
-    };
-    let rotated = store
-        .rotate_refresh_token("refresh-1", rotation("access-2", "refresh-2", true))
-        .await;
-    assert_eq!(rotated.expect("rotate"), session);
-    assert_eq!(
-        store.find_token_owner("access-1").await.expect("find"),
-        None
-    );
-    let owner = store
-        .find_token_owner("access-2")
-        .await
-        .expect("find")
-        .expect("new token works");
-    assert!(owner.refresh_pending);
-    assert_eq!(owner.expires_at_ms, Some(99_000));
-    // The response was lost: the old refresh token is still accepted once more.
-    let retried = store
-        .rotate_refresh_token("refresh-1", rotation("access-3", "refresh-3", true))
-        .await;
-    assert_eq!(retried.expect("rotate"), session);
-    assert_eq!(
-        store.find_token_owner("access-2").await.expect("find"),
-        None
-    );
-    // The new access token is used: the old refresh token stops working.
-    store.settle_refresh("access-3").await.expect("settle");
-    let owner = store
-        .find_token_owner("access-3")
-        .await
-        .expect("find")
-        .expect("token works");
-    assert!(!owner.refresh_pending);
-    assert_eq!(
-        store
-            .rotate_refresh_token("refresh-1", rotation("a4", "r4", true))
-            .await
-            .expect("rotate"),
-        RefreshOutcome::Unknown
-    );
-    assert_eq!(
-        store
-            .rotate_refresh_token("refresh-3", rotation("a5", "r5", true))
-            .await
-            .expect("rotate"),
-        session
-    );
-}
-
-async fn refresh_rotation_without_grace_revokes_at_once(store: Arc<dyn Store>) {
-    account_with_refresh(&*store).await;
-    let rotated = store
-        .rotate_refresh_token("refresh-1", rotation("access-2", "refresh-2", false))
-        .await;
-    assert!(matches!(
-        rotated.expect("rotate"),
-        RefreshOutcome::Rotated { .. }
-    ));
-    assert_eq!(
-        store
-            .rotate_refresh_token("refresh-1", rotation("a3", "r3", false))
-            .await
-            .expect("rotate"),
-        RefreshOutcome::Unknown
-    );
-    assert_eq!(
-        store
-            .rotate_refresh_token("unknown", rotation("a4", "r4", false))
-            .await
-            .expect("rotate"),
-        RefreshOutcome::Unknown
-    );
-    assert!(
-        !store
-            .find_token_owner("access-2")
-            .await
-            .expect("find")
-            .expect("works")
-            .refresh_pending
-    );
-}
-
-async fn concurrent_refresh_has_one_winner(store: Arc<dyn Store>) {
-    account_with_refresh(&*store).await;
-    let attempts = (0..8).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .rotate_refresh_token(
-                    "refresh-1",
-                    rotation(&format!("a{i}"), &format!("r{i}"), false),
-                )
-                .await
-        })
-    });
-    let mut winners = 0;
-    for attempt in attempts.collect::<Vec<_>>() {
-        if matches!(
-            attempt.await.expect("task").expect("rotate"),
-            RefreshOutcome::Rotated { .. }
-        ) {
-            winners += 1;
-        }
-    }
-    assert_eq!(winners, 1);
 }
 
 async fn rate_limit_allows_bursts_then_refuses_until_the_interval_passes(store: Arc<dyn Store>) {

@@ -10,7 +10,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::support::{TestServer, assert_error};
+use crate::{
+    files::{database_files, mode},
+    support::{TestServer, assert_error},
+};
 
 /// Runs the `vestibule` binary with `args` against `database_url`, feeding `stdin` if given.
 pub fn vestibule(
@@ -265,11 +268,16 @@ async fn quick_start_generates_config_and_database() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Killed (SIGKILL), the server leaves its -wal and -shm files behind, to be looked at.
     let _ = child.kill();
     let _ = child.wait();
     assert!(answered, "server never answered");
-    let generated = std::fs::read_to_string(dir.path().join("vestibule-data/vestibule.toml"))
-        .expect("config generated");
+    let data = dir.path().join("vestibule-data");
+    let generated = std::fs::read_to_string(data.join("vestibule.toml")).expect("config generated");
     assert!(generated.contains("server_name = \"localhost\""));
-    assert!(dir.path().join("vestibule-data/vestibule.db").exists());
+    // Security review F17: the data directory and the database are the server's user's alone.
+    assert_eq!(mode(&data), 0o700);
+    for file in database_files(&data.join("vestibule.db")) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
 }

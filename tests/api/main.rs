@@ -11,6 +11,7 @@ mod disk_full;
 mod email;
 mod errors;
 mod events;
+mod files;
 mod guest;
 mod identity;
 mod login;

@@ -175,7 +175,8 @@ struct V2TokenRefresh {
 }
 
 /// `POST /v2_alpha/tokenrefresh`: a new access token and refresh token; the presented refresh
-/// token stops working at once, and an unknown or spent one is 403 `M_FORBIDDEN`.
+/// token stops working at once, and an unknown or spent one is 403 `M_FORBIDDEN` (a spent one
+/// also deletes its device, as on `/v3/refresh`).
 async fn v2_token_refresh(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,

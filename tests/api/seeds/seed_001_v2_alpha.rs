@@ -96,17 +96,27 @@ async fn a_refresh_token_works_once() {
     );
     // The old refresh token stops working at once, even before the new tokens are used.
     let newer = json!({"refresh_token": refreshed["refresh_token"]});
-    assert_eq!(
-        server.post(V2_REFRESH, None, &newer).await.0,
-        StatusCode::OK
-    );
+    let (status, newest) = server.post(V2_REFRESH, None, &newer).await;
+    assert_eq!(status, StatusCode::OK, "{newest}");
     assert_error(
-        &server.post(V2_REFRESH, None, &old).await,
+        &server.post(V2_REFRESH, None, &newer).await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+    );
+    // Presenting a spent refresh token revoked the device: the newest tokens are gone too.
+    assert_error(
+        &server.get(WHOAMI, newest["access_token"].as_str()).await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNKNOWN_TOKEN",
+    );
+    let newest = json!({"refresh_token": newest["refresh_token"]});
+    assert_error(
+        &server.post(V2_REFRESH, None, &newest).await,
         StatusCode::FORBIDDEN,
         "M_FORBIDDEN",
     );
     assert_error(
-        &server.post(V2_REFRESH, None, &newer).await,
+        &server.post(V2_REFRESH, None, &old).await,
         StatusCode::FORBIDDEN,
         "M_FORBIDDEN",
     );
