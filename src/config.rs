@@ -633,7 +633,7 @@ impl Default for RateLimitConfig {
                 burst: 5,
             },
             email_per_address: Quota {
-                per_second: 1.0 / 1200.0,
+                per_second: 0.000_83,
                 burst: 3,
             },
         }
