@@ -12,17 +12,18 @@ pub mod email;
 pub mod http;
 pub mod identity;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod threepids;
 pub mod tokens;
 pub mod uia;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
 
-use crate::app::AppState;
+use crate::{app::AppState, server::Server};
 
 /// How often expired UIA sessions and refilled rate-limit buckets are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -38,21 +39,16 @@ pub async fn serve(
     let purge = tokio::spawn(purge_expired_sessions(state.clone()));
     let flush = tokio::spawn(flush_last_seen(state.clone()));
     let accounts = state.accounts.clone();
+    let server = Server::new(&state.config.http);
     let router = http::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
-        let service = router
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
-                .await
-        });
+        servers.spawn(
+            server
+                .clone()
+                .run(listener, router.clone(), stop_rx.clone()),
+        );
     }
     tokio::spawn(async move {
         shutdown.await;
@@ -60,10 +56,8 @@ pub async fn serve(
     });
     let mut result = Ok(());
     while let Some(joined) = servers.join_next().await {
-        match joined {
-            Ok(Err(err)) => result = Err(err),
-            Err(err) => result = Err(std::io::Error::other(err)),
-            Ok(Ok(())) => {}
+        if let Err(err) = joined {
+            result = Err(std::io::Error::other(err));
         }
     }
     purge.abort();

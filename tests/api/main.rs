@@ -3,6 +3,7 @@
 mod atomicity;
 mod cli;
 mod conformance;
+mod connections;
 mod deactivate;
 mod devices;
 mod discovery;

@@ -143,9 +143,19 @@ impl TestServer {
     }
 
     async fn stop(&mut self) {
+        self.shut_down();
+        self.stopped().await;
+    }
+
+    /// Asks the server to stop, as SIGTERM does, without waiting for it.
+    pub fn shut_down(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+
+    /// Waits until the server has stopped (after [`Self::shut_down`]).
+    pub async fn stopped(&mut self) {
         if let Some(task) = self.task.take() {
             task.await.expect("server stops cleanly");
         }
@@ -235,9 +245,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.shut_down();
     }
 }
 
