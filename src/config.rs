@@ -243,8 +243,10 @@ pub struct ObservabilityConfig {
     pub log_format: LogFormat,
     /// Default log filter (`RUST_LOG` syntax); `RUST_LOG` overrides it.
     pub log_filter: String,
-    /// Serve Prometheus metrics at `/metrics`.
+    /// Serve Prometheus metrics at `/metrics` on `metrics_listen`.
     pub metrics_enabled: bool,
+    /// The address metrics are served on: a listener of their own, never a client one.
+    pub metrics_listen: SocketAddr,
 }
 
 /// A trusted identity server: the name clients use and where it is reached.
@@ -715,6 +717,7 @@ impl Default for ObservabilityConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             metrics_enabled: true,
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

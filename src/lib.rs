@@ -30,25 +30,37 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often devices' last-seen times are written to the store.
 const LAST_SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 
+/// The sockets a server answers on.
+pub struct Listeners {
+    /// Client traffic (`listen`): the API.
+    pub client: Vec<TcpListener>,
+    /// Prometheus scrapes (`observability.metrics_listen`): `/metrics` only, when enabled.
+    pub metrics: Option<TcpListener>,
+}
+
 /// Serves `state` on every listener until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     state: AppState,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_expired_sessions(state.clone()));
     let flush = tokio::spawn(flush_last_seen(state.clone()));
     let accounts = state.accounts.clone();
     let server = Server::new(&state.config.http);
+    let metrics = http::metrics::router(state.metrics.clone());
     let router = http::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
+    for listener in listeners.client {
         servers.spawn(
             server
                 .clone()
                 .run(listener, router.clone(), stop_rx.clone()),
         );
+    }
+    if let Some(listener) = listeners.metrics {
+        servers.spawn(server.run(listener, metrics, stop_rx));
     }
     tokio::spawn(async move {
         shutdown.await;

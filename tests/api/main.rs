@@ -16,6 +16,7 @@ mod identity;
 mod login;
 mod login_token;
 mod matrix_sdk_client;
+mod metrics;
 mod moderation;
 mod password;
 mod peers;
