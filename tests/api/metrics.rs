@@ -1,6 +1,6 @@
-//! Prometheus metrics: served on their own listener only.
+//! Prometheus metrics: served on their own listener only, with labels no client can choose.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use crate::support::{TestServer, assert_error};
 
@@ -52,4 +52,39 @@ async fn metrics_are_served_on_their_own_listener_not_the_client_one() {
         ],
     );
     assert!(!versions.is_empty(), "{metrics}");
+}
+
+#[tokio::test]
+async fn labels_come_from_fixed_sets_whatever_the_client_sends() {
+    let server = TestServer::spawn().await;
+    for method in ["X0000001", "X0000002"] {
+        let method = Method::from_bytes(method.as_bytes()).expect("a method token");
+        assert_error(
+            &server
+                .request(method, "/_matrix/client/versions", None, None)
+                .await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "M_UNRECOGNIZED",
+        );
+    }
+    assert_error(
+        &server.get("/no-such-path-5b1e", None).await,
+        StatusCode::NOT_FOUND,
+        "M_UNRECOGNIZED",
+    );
+
+    let metrics = scrape(&server).await;
+    assert!(!metrics.contains("X000000"), "{metrics}");
+    assert!(!metrics.contains("no-such-path-5b1e"), "{metrics}");
+    let other = counter_lines(
+        &metrics,
+        &[
+            r#"route="/_matrix/client/versions""#,
+            r#"method="other""#,
+            r#"status="405""#,
+        ],
+    );
+    assert!(!other.is_empty(), "{metrics}");
+    let unmatched = counter_lines(&metrics, &[r#"route="unmatched""#, r#"status="404""#]);
+    assert!(!unmatched.is_empty(), "{metrics}");
 }
