@@ -1,10 +1,11 @@
 //! The command line: run the server, apply migrations, manage users, check the configuration.
 
-use std::{io::BufRead, path::PathBuf, sync::Arc};
+use std::{io::BufRead, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
+use tokio::net::TcpListener;
 
 use crate::{
     accounts::{Restriction, registration_tokens::NewRegistrationToken, user_id},
@@ -201,20 +202,35 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addresses = config.listen.clone();
+    let metrics_address = config
+        .observability
+        .metrics_enabled
+        .then_some(config.observability.metrics_listen);
     let state = build_state(config).await?;
-    let mut listeners = Vec::new();
+    let mut client = Vec::new();
     for address in addresses {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address}"))?;
-        tracing::info!(%address, "listening");
-        listeners.push(listener);
+        client.push(bind(address, "listen").await?);
     }
+    let metrics = match metrics_address {
+        Some(address) => Some(bind(address, "observability.metrics_listen").await?),
+        None => None,
+    };
+    let listeners = crate::Listeners { client, metrics };
     crate::serve(state, listeners, shutdown_signal())
         .await
         .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Listens on `address`, the value of the configuration key `key`.
+async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ({key})"))?;
+    let address = listener.local_addr().unwrap_or(address);
+    tracing::info!(%address, key, "listening");
+    Ok(listener)
 }
 
 async fn shutdown_signal() {

@@ -230,8 +230,17 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes; larger ones get 413 `M_TOO_LARGE`.
     pub max_body_bytes: usize,
     /// Reverse proxies and load balancers (addresses or CIDR ranges) whose
-    /// `X-Forwarded-For` header names the real client, for rate limits and device IPs.
+    /// `X-Forwarded-For` header names the real client, for rate limits and device IPs. Their
+    /// connections are not counted against `max_connections_per_ip`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client may take to send a request's headers, in seconds: counted from
+    /// connecting, and on HTTP/1.1 also from the end of the previous response.
+    pub header_read_timeout_secs: Seconds,
+    /// How long a connection may stay open with no request in flight, in seconds.
+    pub idle_timeout_secs: Seconds,
+    /// Connections one client address may hold open at once (IPv6: one /64); a connection over
+    /// the cap is closed at once.
+    pub max_connections_per_ip: NonZeroUsize,
 }
 
 /// Logging and metrics settings.
@@ -242,8 +251,10 @@ pub struct ObservabilityConfig {
     pub log_format: LogFormat,
     /// Default log filter (`RUST_LOG` syntax); `RUST_LOG` overrides it.
     pub log_filter: String,
-    /// Serve Prometheus metrics at `/metrics`.
+    /// Serve Prometheus metrics at `/metrics` on `metrics_listen`.
     pub metrics_enabled: bool,
+    /// The address metrics are served on: a listener of their own, never a client one.
+    pub metrics_listen: SocketAddr,
 }
 
 /// A trusted identity server: the name clients use and where it is reached.
@@ -744,6 +755,9 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            header_read_timeout_secs: Seconds::of(10),
+            idle_timeout_secs: Seconds::of(60),
+            max_connections_per_ip: NonZeroUsize::new(100).expect("100 is not zero"),
         }
     }
 }
@@ -754,6 +768,7 @@ impl Default for ObservabilityConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             metrics_enabled: true,
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

@@ -13,17 +13,18 @@ pub mod http;
 pub mod identity;
 mod private_files;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod threepids;
 pub mod tokens;
 pub mod uia;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
 
-use crate::app::AppState;
+use crate::{app::AppState, server::Server};
 
 /// How often expired UIA sessions and refilled rate-limit buckets are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -33,10 +34,18 @@ const LAST_SEEN_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 /// again (this instance's own are sent at once).
 const OUTBOX_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The sockets a server answers on.
+pub struct Listeners {
+    /// Client traffic (`listen`): the API.
+    pub client: Vec<TcpListener>,
+    /// Prometheus scrapes (`observability.metrics_listen`): `/metrics` only, when enabled.
+    pub metrics: Option<TcpListener>,
+}
+
 /// Serves `state` on every listener until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     state: AppState,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_expired_sessions(state.clone()));
@@ -44,21 +53,20 @@ pub async fn serve(
     let threepids = state.threepids.clone();
     let outbox = tokio::spawn(async move { threepids.run_outbox(OUTBOX_POLL_INTERVAL).await });
     let accounts = state.accounts.clone();
+    let server = Server::new(&state.config.http);
+    let metrics = http::metrics::router(state.metrics.clone());
     let router = http::router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let service = router
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
-                .await
-        });
+    for listener in listeners.client {
+        servers.spawn(
+            server
+                .clone()
+                .run(listener, router.clone(), stop_rx.clone()),
+        );
+    }
+    if let Some(listener) = listeners.metrics {
+        servers.spawn(server.run(listener, metrics, stop_rx));
     }
     tokio::spawn(async move {
         shutdown.await;
@@ -66,10 +74,8 @@ pub async fn serve(
     });
     let mut result = Ok(());
     while let Some(joined) = servers.join_next().await {
-        match joined {
-            Ok(Err(err)) => result = Err(err),
-            Err(err) => result = Err(std::io::Error::other(err)),
-            Ok(Ok(())) => {}
+        if let Err(err) = joined {
+            result = Err(std::io::Error::other(err));
         }
     }
     purge.abort();

@@ -9,6 +9,7 @@ pub mod error;
 mod input;
 pub mod json;
 pub mod legacy;
+pub mod metrics;
 mod pages;
 pub mod profile;
 pub mod register;
@@ -16,7 +17,7 @@ pub mod ruma;
 pub mod session;
 pub mod threepid;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::ruma::api::client::{
     account::{
@@ -29,10 +30,10 @@ use ::ruma::api::client::{
 };
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, Request},
     http::{Method, StatusCode, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
+    middleware,
+    response::IntoResponse,
     routing::get,
 };
 use tower_http::{
@@ -50,7 +51,6 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/_matrix/client/versions", get(discovery::versions))
         .route("/.well-known/matrix/client", get(discovery::well_known))
-        .route("/metrics", get(render_metrics))
         .merge(legacy::routes())
         .merge(profile::routes())
         .merge(admin::routes())
@@ -85,7 +85,7 @@ pub fn router(state: AppState) -> Router {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(middleware::from_fn(input::refuse_nul_in_uri))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(metrics::record))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -119,33 +119,4 @@ fn cors() -> CorsLayer {
 /// carry an `access_token`.
 fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-}
-
-/// Counts requests and their latency per route and status.
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("vestibule_http_requests_total", &labels).increment(1);
-    metrics::histogram!("vestibule_http_request_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// `GET /metrics`: Prometheus text format, or 404 when metrics are disabled.
-async fn render_metrics(State(app): State<AppState>) -> Response {
-    match &app.metrics {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
-        None => MatrixError::unrecognized(StatusCode::NOT_FOUND).into_response(),
-    }
 }

@@ -239,39 +239,61 @@ fn unreachable_database_stops_startup_with_one_clear_line() {
     );
 }
 
-#[tokio::test]
-async fn quick_start_generates_config_and_database() {
-    let dir = TempDir::new().expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback port nothing listens on (free a moment ago).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
-        .port();
+        .port()
+}
+
+/// Whether `GET url` answers `status` within ten seconds.
+async fn answers(url: &str, status: StatusCode) -> bool {
+    for _ in 0..100 {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|response| response.status() == status)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn quick_start_generates_config_and_database() {
+    let dir = TempDir::new().expect("dir");
+    let port = free_port();
+    let metrics_port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
         .arg("serve")
         .current_dir(dir.path())
         .env("VESTIBULE_LISTEN", format!("[\"127.0.0.1:{port}\"]"))
+        .env(
+            "VESTIBULE_OBSERVABILITY__METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
         .env_remove("VESTIBULE_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("serve starts");
-    let url = format!("http://127.0.0.1:{port}/_matrix/client/versions");
-    let mut answered = false;
-    for _ in 0..100 {
-        if reqwest::get(&url)
-            .await
-            .is_ok_and(|response| response.status() == StatusCode::OK)
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let base = format!("http://127.0.0.1:{port}");
+    let answered = answers(&format!("{base}/_matrix/client/versions"), StatusCode::OK).await;
+    let metrics = answers(
+        &format!("http://127.0.0.1:{metrics_port}/metrics"),
+        StatusCode::OK,
+    )
+    .await;
+    let client_metrics = answers(&format!("{base}/metrics"), StatusCode::NOT_FOUND).await;
     // Killed (SIGKILL), the server leaves its -wal and -shm files behind, to be looked at.
     let _ = child.kill();
     let _ = child.wait();
     assert!(answered, "server never answered");
+    assert!(metrics, "metrics not served on their listener");
+    assert!(client_metrics, "/metrics is not 404 on the client listener");
     let data = dir.path().join("vestibule-data");
     let generated = std::fs::read_to_string(data.join("vestibule.toml")).expect("config generated");
     assert!(generated.contains("server_name = \"localhost\""));
@@ -280,4 +302,76 @@ async fn quick_start_generates_config_and_database() {
     for file in database_files(&data.join("vestibule.db")) {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
+}
+
+#[tokio::test]
+async fn metrics_listener_is_opened_only_when_enabled() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("addr").port();
+    let port = free_port();
+    let dir = TempDir::new().expect("dir");
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:{port}\"]\n[database]\nurl = \"sqlite:{}\"\n\
+             [observability]\nmetrics_listen = \"127.0.0.1:{taken_port}\"\n",
+            dir.path().join("vestibule.db").display()
+        ),
+    )
+    .expect("config written");
+    let serve = |metrics_enabled: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("VESTIBULE_OBSERVABILITY__METRICS_ENABLED", metrics_enabled)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts")
+    };
+
+    // Enabled, on a taken address: start-up stops with one line naming the key.
+    let mut child = serve("true");
+    let mut exited = None;
+    for _ in 0..100 {
+        exited = child.try_wait().expect("status");
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(
+        exited.is_some_and(|status| !status.success()),
+        "serve kept running"
+    );
+    let message = stderr(&output);
+    let errors: Vec<_> = message
+        .lines()
+        .filter(|line| line.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{message}");
+    assert!(
+        errors[0].contains(&format!(
+            "cannot listen on 127.0.0.1:{taken_port} (observability.metrics_listen)"
+        )),
+        "{message}"
+    );
+
+    // Disabled: the address is not even tried, and the server runs.
+    let mut child = serve("false");
+    let answered = answers(
+        &format!("http://127.0.0.1:{port}/_matrix/client/versions"),
+        StatusCode::OK,
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answered, "server never answered");
+    drop(taken);
 }

@@ -1,4 +1,4 @@
-//! `/versions`, `/.well-known/matrix/client`, `/capabilities`, CORS and metrics.
+//! `/versions`, `/.well-known/matrix/client`, `/capabilities` and CORS.
 
 use reqwest::StatusCode;
 use serde_json::json;

@@ -1,5 +1,5 @@
-//! The black-box harness: a real Vestibule on a random loopback port with a fresh SQLite
-//! database and a manual clock, and a small JSON client for it.
+//! The black-box harness: a real Vestibule on a random loopback port (and its metrics on
+//! another) with a fresh SQLite database and a manual clock, and a small JSON client for it.
 
 use std::{
     future::Future,
@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use vestibule::{
+    Listeners,
     accounts::events::{AccountEvent, AccountEvents},
     app,
     clock::{ManualClock, OsRandomness},
     config::Config,
+    telemetry,
 };
 
 use crate::conformance;
@@ -23,6 +25,8 @@ use crate::conformance;
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when metrics are enabled.
+    metrics_base: Option<String>,
     /// The server's clock; tests advance it instead of sleeping.
     pub clock: ManualClock,
     /// The configuration the server runs with.
@@ -100,7 +104,11 @@ impl TestServer {
             store,
             Arc::new(clock.clone()),
             Arc::new(OsRandomness),
-            None,
+            config
+                .observability
+                .metrics_enabled
+                .then(telemetry::metrics_handle)
+                .flatten(),
             Arc::new(events.clone()),
         )
         .expect("state builds");
@@ -109,9 +117,21 @@ impl TestServer {
             None => TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         };
         let base = format!("http://{}", listener.local_addr().expect("address"));
+        let metrics = if config.observability.metrics_enabled {
+            Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+        } else {
+            None
+        };
+        let metrics_base = metrics
+            .as_ref()
+            .map(|listener| format!("http://{}", listener.local_addr().expect("address")));
+        let listeners = Listeners {
+            client: vec![listener],
+            metrics,
+        };
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            vestibule::serve(state, vec![listener], async move {
+            vestibule::serve(state, listeners, async move {
                 let _ = stopped.await;
             })
             .await
@@ -119,6 +139,7 @@ impl TestServer {
         });
         Self {
             base,
+            metrics_base,
             clock,
             config,
             http: reqwest::Client::new(),
@@ -143,12 +164,28 @@ impl TestServer {
     }
 
     async fn stop(&mut self) {
+        self.shut_down();
+        self.stopped().await;
+    }
+
+    /// Asks the server to stop, as SIGTERM does, without waiting for it.
+    pub fn shut_down(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+
+    /// Waits until the server has stopped (after [`Self::shut_down`]).
+    pub async fn stopped(&mut self) {
         if let Some(task) = self.task.take() {
             task.await.expect("server stops cleanly");
         }
+    }
+
+    /// The URL of `/metrics` on the metrics listener.
+    pub fn metrics_url(&self) -> String {
+        let base = self.metrics_base.as_ref().expect("metrics are enabled");
+        format!("{base}/metrics")
     }
 
     /// The database URL of this server (for CLI tests).
@@ -235,9 +272,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.shut_down();
     }
 }
 
