@@ -74,8 +74,10 @@ pub struct RegistrationConfig {
     pub guest_access: bool,
     /// UIA flows a registration must complete, each a list of stage types.
     pub flows: Vec<Vec<String>>,
-    /// Allow registration flows with no verification stage (only `m.login.dummy`) while
-    /// listening on a non-loopback address. Off by default: an open public server attracts abuse.
+    /// Allow registration flows with no verification stage (only `m.login.dummy`) while the
+    /// server is reachable beyond this machine: listening on a non-loopback address, or with a
+    /// `public_baseurl` that is not loopback (behind a reverse proxy). Off by default: an open
+    /// public server attracts abuse.
     pub allow_unverified_on_public_address: bool,
     /// Regular expressions over full user IDs that registration may not claim (namespaces
     /// reserved for application services); a match is refused with `M_EXCLUSIVE`.
@@ -179,10 +181,13 @@ pub struct PasswordConfig {
     pub argon2_parallelism: u32,
     /// Password hashes computed at once; 0 means one per CPU core.
     pub hash_workers: usize,
-    /// Password checks that may wait for a hashing thread; 0 means four per thread. A request
-    /// that finds the queue full is answered at once with 429 `M_LIMIT_EXCEEDED`, instead of
-    /// waiting behind a flood for seconds.
+    /// Password checks that may wait for a hashing thread in all; 0 means 32 per thread. A
+    /// request that finds the queue full is answered at once with 429 `M_LIMIT_EXCEEDED`.
     pub hash_queue: usize,
+    /// Password checks one client network (see `rate_limits.ipv6_prefix_length`) may have
+    /// waiting; the threads serve the networks in turn, so a flood from some networks delays
+    /// others by at most one check each, and its surplus is answered at once with 429.
+    pub hash_queue_per_network: usize,
 }
 
 /// Access-token settings.
@@ -738,6 +743,7 @@ impl Default for PasswordConfig {
             argon2_parallelism: 1,
             hash_workers: 0,
             hash_queue: 0,
+            hash_queue_per_network: 2,
         }
     }
 }
@@ -936,7 +942,10 @@ impl Config {
             flow.iter()
                 .all(|stage| stage == "m.login.dummy" || stage == "m.login.terms")
         });
-        let public = self.listen.iter().any(|addr| !addr.ip().is_loopback());
+        // Reachable beyond this machine: listening on a public address, or published at a
+        // public URL through a reverse proxy (which itself usually listens on loopback).
+        let public = self.listen.iter().any(|addr| !addr.ip().is_loopback())
+            || !is_loopback_url(&self.public_baseurl);
         if registration.enabled
             && unverified
             && public
@@ -944,10 +953,10 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 key: "registration.allow_unverified_on_public_address",
-                reason:
-                    "registration is open with no verification stage on a non-loopback address; \
-                         set this to true if that is really intended"
-                        .into(),
+                reason: "registration is open with no verification stage while the server is \
+                         reachable beyond this machine (a non-loopback listen address or \
+                         public_baseurl); set this to true if that is really intended"
+                    .into(),
             });
         }
         Ok(())
@@ -1022,6 +1031,16 @@ fn describe_figment_error(err: &figment::Error) -> String {
         .join("; ")
 }
 
+/// Whether `url` names this machine only (`localhost` or a loopback address).
+fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1068,6 +1087,21 @@ mod tests {
         );
         config.registration.allow_unverified_on_public_address = true;
         config.validate().expect("explicit opt-in is accepted");
+    }
+
+    /// Security review F18: behind a reverse proxy the listener is loopback, but the server is
+    /// public all the same; its `public_baseurl` says so.
+    #[test]
+    fn open_registration_behind_a_public_proxy_is_refused() {
+        let mut config = Config {
+            public_baseurl: Url::parse("https://matrix.example.org/").expect("URL"),
+            ..Config::default()
+        };
+        assert!(config.validate().is_err(), "must refuse");
+        config.public_baseurl = Url::parse("http://localhost:8008/").expect("URL");
+        config
+            .validate()
+            .expect("a loopback public_baseurl is local");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod credentials;
 mod devices;
 mod error;
 pub mod events;
+pub mod hash_queue;
 pub mod last_seen;
 mod login_tokens;
 mod moderation;

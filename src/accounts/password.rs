@@ -1,9 +1,10 @@
 //! Password policy and hashing. Hashing is deliberately slow, so it runs on a fixed pool of
 //! worker threads (one per core by default), never on the async workers that serve every other
-//! request: a flood of logins queues here. Each worker allocates its argon2 memory once and
+//! request: a flood of logins queues here, fairly shared between client networks
+//! (`hash_queue.rs`). Each worker allocates its argon2 memory once and
 //! reuses it, so memory stays flat however many passwords are hashed.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
 
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, Version,
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 use tokio::sync::oneshot;
 
+use super::hash_queue::{FairQueue, Refused};
 use crate::config::PasswordConfig;
 
 /// Longest password accepted, in bytes; longer ones are refused before hashing.
@@ -100,7 +102,7 @@ pub enum HashError {
     /// The hashing threads are gone (the server is shutting down).
     #[error("the hashing threads have stopped")]
     Stopped,
-    /// Every hashing thread is busy and the queue is full: try again shortly.
+    /// The client's line of the hashing queue (or the whole queue) is full: try again shortly.
     #[error("the password hashing queue is full")]
     Busy,
 }
@@ -188,7 +190,7 @@ impl Worker {
 /// Hashes and verifies passwords on a fixed pool of threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::SyncSender<Job>,
+    jobs: Arc<JobsHandle>,
     /// A hash of a random password, verified against when the user does not exist so that an
     /// unknown user costs as much time as a wrong password.
     dummy_hash: Arc<str>,
@@ -208,11 +210,10 @@ impl PasswordHasher {
             n => n,
         };
         let queue_len = match config.hash_queue {
-            0 => workers.saturating_mul(4),
+            0 => workers.saturating_mul(32),
             n => n,
         };
-        let (jobs, queue) = mpsc::sync_channel::<Job>(queue_len);
-        let queue = Arc::new(Mutex::new(queue));
+        let queue = Arc::new(FairQueue::new(config.hash_queue_per_network, queue_len));
         for index in 0..workers {
             let queue = queue.clone();
             let params = params.clone();
@@ -223,7 +224,7 @@ impl PasswordHasher {
         let dummy_hash =
             Worker::new(params).hash(SaltString::generate(&mut OsRng).as_str().as_bytes())?;
         Ok(Self {
-            jobs,
+            jobs: Arc::new(JobsHandle(queue)),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -258,8 +259,30 @@ impl PasswordHasher {
         .await
     }
 
-    /// Queues `work` for the next free hashing thread and waits for its result; a full queue
-    /// is [`HashError::Busy`] at once.
+    /// Queues `job` in the line of the request's client network. When the whole queue is full
+    /// the answer is [`HashError::Busy`] at once; when only the network's own line is full,
+    /// the check waits up to [`LINE_FULL_WAIT`] for room first.
+    async fn queue(&self, job: Job) -> Result<(), HashError> {
+        let give_up = tokio::time::Instant::now() + LINE_FULL_WAIT;
+        let mut job = job;
+        loop {
+            match self.jobs.0.push(job) {
+                Ok(()) => return Ok(()),
+                Err((Refused::Closed, _)) => return Err(HashError::Stopped),
+                Err((Refused::LineFull, returned)) if tokio::time::Instant::now() < give_up => {
+                    job = returned;
+                    tokio::time::sleep(LINE_FULL_POLL).await;
+                }
+                Err(_) => {
+                    metrics::counter!("vestibule_password_hash_refused_total").increment(1);
+                    return Err(HashError::Busy);
+                }
+            }
+        }
+    }
+
+    /// Queues `work` in the line of the request's client network and waits for its result
+    /// (see [`Self::queue`]).
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Worker) -> T + Send + 'static,
@@ -272,24 +295,35 @@ impl PasswordHasher {
                 .record(started.elapsed().as_secs_f64());
             let _ = reply.send(outcome);
         });
-        self.jobs.try_send(job).map_err(|err| match err {
-            mpsc::TrySendError::Full(_) => {
-                metrics::counter!("vestibule_password_hash_refused_total").increment(1);
-                HashError::Busy
-            }
-            mpsc::TrySendError::Disconnected(_) => HashError::Stopped,
-        })?;
+        self.queue(job).await?;
         result.await.map_err(|_| HashError::Stopped)
     }
 }
+
+/// How long a check whose network's line is full waits for room before it is refused: the
+/// flooding network's own requests are slowed down (so they can't turn into a storm of cheap
+/// refusals that takes the cores from hashing), everyone else's are not affected.
+const LINE_FULL_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+/// How often a waiting check looks for room in its line.
+const LINE_FULL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Scheduling priority of hashing threads on the crate's 0–99 scale (≈ nice 9 on Linux): request
 /// handling preempts hashing, so a login flood slows logins, not every other endpoint, while
 /// idle cores still go to hashing.
 const HASH_THREAD_PRIORITY: u8 = 23;
 
-/// A hashing thread: takes jobs until every sender is gone.
-fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>, mut worker: Worker) {
+/// The hashers' hold on the queue: when the last clone of a [`PasswordHasher`] goes, the queue
+/// closes and its threads end.
+struct JobsHandle(Arc<FairQueue<Job>>);
+
+impl Drop for JobsHandle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A hashing thread: takes jobs until the queue closes.
+fn run_worker(queue: &FairQueue<Job>, mut worker: Worker) {
     let lowered = ThreadPriorityValue::try_from(HASH_THREAD_PRIORITY)
         .map_err(|err| err.to_string())
         .and_then(|value| {
@@ -299,15 +333,8 @@ fn run_worker(queue: &Mutex<mpsc::Receiver<Job>>, mut worker: Worker) {
     if let Err(err) = lowered {
         tracing::warn!(error = %err, "could not lower the priority of a password hashing thread");
     }
-    loop {
-        let job = match queue.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        match job {
-            Ok(job) => job(&mut worker),
-            Err(_) => return,
-        }
+    while let Some(job) = queue.pop() {
+        job(&mut worker);
     }
 }
 

@@ -1,10 +1,13 @@
 //! Request authentication: the access token (header or query) resolved to a [`Requester`],
 //! and the client's IP address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::{ConnectInfo, FromRequestParts, State},
     http::{StatusCode, header, request::Parts},
 };
 
@@ -21,8 +24,7 @@ fn access_token(parts: &Parts) -> Result<Option<String>, MatrixError> {
         let token = value
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer_credentials)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| {
                 MatrixError::new(
@@ -37,6 +39,15 @@ fn access_token(parts: &Parts) -> Result<Option<String>, MatrixError> {
     Ok(url::form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == "access_token")
         .map(|(_, token)| token.into_owned()))
+}
+
+/// The credentials of a `Bearer` authorization: the scheme is case-insensitive (RFC 9110
+/// §11.1), so `bearer` and `BEARER` are accepted too.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
 }
 
 /// The authenticated caller, required: a request without a valid token is refused, and so is
@@ -178,4 +189,21 @@ fn forwarded_address(hop: &str) -> Option<IpAddr> {
                 .and_then(|inner| inner.parse().ok())
         })?;
     Some(ip.to_canonical())
+}
+
+/// Runs the request as the work of its client's network (see
+/// [`with_client_network`](crate::accounts::hash_queue::with_client_network)), so that its
+/// password checks wait in that network's line of the hashing queue.
+pub async fn in_client_network(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
+    let network: Arc<str> = ip
+        .map_or_else(|| "-".to_owned(), |ip| state.limiter.network(&ip))
+        .into();
+    let request = axum::extract::Request::from_parts(parts, body);
+    crate::accounts::hash_queue::with_client_network(network, next.run(request)).await
 }

@@ -84,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::in_client_network,
+        ))
         .layer(middleware::from_fn(input::refuse_nul_in_uri))
         .layer(middleware::from_fn(metrics::record))
         .layer(DefaultBodyLimit::max(max_body))

@@ -149,9 +149,9 @@ impl StoreTx {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Marks the account deactivated at `now_ms` and deletes all its devices and tokens (and,
-    /// with `erase`, its profile); the password hash is kept so a correct password can be told
-    /// it belongs to a deactivated account. `false` if there is no such active user.
+    /// Marks the account deactivated at `now_ms` and deletes all its devices, tokens and
+    /// attached addresses (and, with `erase`, its profile); the password hash is kept so a
+    /// correct password can be told it belongs to a deactivated account. `false` if there is no such active user.
     #[tracing::instrument(skip_all, name = "db.deactivate_user")]
     pub(crate) async fn deactivate_user(
         &mut self,
@@ -171,6 +171,12 @@ impl StoreTx {
             return Ok(false);
         }
         self.delete_all_devices(user_id, None).await?;
+        // The addresses are released, as Synapse does: a closed account no longer blocks them
+        // for a new one, nor receives password-reset emails.
+        sqlx::query("DELETE FROM user_threepids WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.conn())
+            .await?;
         if erase {
             self.erase_profile(user_id).await?;
         }

@@ -323,9 +323,9 @@ pub trait Store: LifecycleStore + ThreepidStore + Send + Sync + 'static {
         password_hash: &str,
     ) -> Result<bool, StoreError>;
 
-    /// Marks the account deactivated at `now_ms` and deletes all its devices and tokens (and,
-    /// with `erase`, its profile); the password hash is kept so a correct password can be told
-    /// it belongs to a deactivated account. `false` if there is no such active user.
+    /// Marks the account deactivated at `now_ms` and deletes all its devices, tokens and
+    /// attached addresses (and, with `erase`, its profile); the password hash is kept so a
+    /// correct password can be told it belongs to a deactivated account. `false` if there is no such active user.
     async fn deactivate_user(
         &self,
         user_id: &str,

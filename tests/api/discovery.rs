@@ -20,7 +20,8 @@ async fn versions_lists_served_spec_versions() {
 #[tokio::test]
 async fn well_known_points_at_public_baseurl() {
     let server = TestServer::with(|config| {
-        config.public_baseurl = "https://matrix.example.org/".parse().expect("URL")
+        config.public_baseurl = "https://matrix.example.org/".parse().expect("URL");
+        config.registration.allow_unverified_on_public_address = true;
     })
     .await;
     let (status, body) = server.get("/.well-known/matrix/client", None).await;

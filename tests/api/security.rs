@@ -209,6 +209,9 @@ async fn f2_hidden_existence_is_not_observable() {
         known_times.push(known.elapsed);
         unknown_times.push(unknown.elapsed);
     }
+    // Counters of sent emails (which do differ) are on the operator's metrics listener only.
+    let (status, _) = server.get("/metrics", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (known, unknown) = (median(known_times), median(unknown_times));
     let (fast, slow) = (known.min(unknown), known.max(unknown));
     assert!(
@@ -426,6 +429,48 @@ async fn f8_a_full_hashing_queue_answers_at_once() {
     assert!(busy[0].1["retry_after_ms"].is_u64());
 }
 
+/// F8: the hashing queue is shared fairly between client networks: a flood from one network
+/// fills only its own line, and a login from another network still gets its turn.
+#[tokio::test]
+async fn f8_a_flood_from_one_network_does_not_starve_others() {
+    let server = TestServer::with(|config| {
+        config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        config.password.hash_workers = 1;
+        config.password.hash_queue_per_network = 2;
+        config.password.argon2_memory_kib = 64 * 1024;
+        config.password.argon2_iterations = 3;
+    })
+    .await;
+    server.register("owner", "password123").await;
+    let url = format!("{}/_matrix/client/v3/login", server.base);
+    let login = |network: &'static str, password: &'static str| {
+        let body = json!({"type": "m.login.password", "password": password,
+            "identifier": {"type": "m.id.user", "user": "owner"}});
+        let (http, url) = (server.http.clone(), url.clone());
+        async move {
+            let response = http
+                .post(url)
+                .header("x-forwarded-for", network)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            response.status()
+        }
+    };
+    let flood = crate::support::concurrently(48, move |_| login("10.9.9.9", "wrong"));
+    let owner = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        login("192.0.2.10", "password123").await
+    };
+    let (flood, owner) = tokio::join!(flood, owner);
+    assert!(
+        flood.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the flood's surplus is refused: {flood:?}"
+    );
+    assert_eq!(owner, StatusCode::OK, "the owner's network got its turn");
+}
+
 /// F9: `/register/available` and the registration-token `/validity` check spend a per-IP
 /// budget.
 #[tokio::test]
@@ -563,4 +608,67 @@ pub(crate) async fn refuses_nul_and_odd_device_ids(server: &TestServer) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// F18: a body that repeats a key is refused on every endpoint, `/login` included, so that a
+/// proxy acting on the first value and the server on the last can't disagree.
+#[tokio::test]
+async fn f18_repeated_json_keys_are_refused() {
+    let server = TestServer::spawn().await;
+    server.register("dup", "password123").await;
+    let body = r#"{"type":"m.login.token","type":"m.login.password",
+        "identifier":{"type":"m.id.user","user":"dup"},"password":"password123"}"#;
+    let response = server
+        .post_raw("/_matrix/client/v3/login", body.as_bytes().to_vec())
+        .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+    let nested = r#"{"type":"m.login.password","password":"password123",
+        "identifier":{"type":"m.id.user","user":"nobody","user":"dup"}}"#;
+    let response = server
+        .post_raw("/_matrix/client/v3/login", nested.as_bytes().to_vec())
+        .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+}
+
+/// F18: the `Bearer` scheme is case-insensitive, as HTTP says.
+#[tokio::test]
+async fn f18_the_bearer_scheme_is_case_insensitive() {
+    let server = TestServer::spawn().await;
+    let user = server.register("casey", "password123").await;
+    let token = user["access_token"].as_str().unwrap();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let response = server
+            .http
+            .get(format!("{}/_matrix/client/v3/account/whoami", server.base))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+}
+
+/// F18: deactivation releases the account's addresses: a new account may take them, and no
+/// reset email goes to a closed account.
+#[tokio::test]
+async fn f18_deactivation_releases_addresses() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, email_flow).await;
+    let user = register_with_email(&server, &sink, "leaver", "leaver@example.org").await;
+    let token = user["access_token"].as_str();
+    let body = json!({"auth": {"type": "m.login.password", "password": "password123",
+        "identifier": {"type": "m.id.user", "user": "leaver"}}});
+    let (_, challenge) = server
+        .post("/_matrix/client/v3/account/deactivate", token, &json!({}))
+        .await;
+    let mut body = body;
+    body["auth"]["session"] = challenge["session"].clone();
+    let (status, answer) = server
+        .post("/_matrix/client/v3/account/deactivate", token, &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let response = request_token(&server, PASSWORD_TOKEN, "r1", "leaver@example.org", 1).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "M_THREEPID_NOT_FOUND");
+    let (status, _) = request_token(&server, REGISTER_TOKEN, "r2", "leaver@example.org", 1).await;
+    assert_eq!(status, StatusCode::OK);
 }
