@@ -10,8 +10,10 @@
 # BENCH_FLOOD_NETWORKS client networks (X-Forwarded-For through a trusted loopback proxy), and
 # meanwhile one well-behaved client from its own network, logging in with the right password on
 # one connection and waiting the retry_after_ms of a 429. Prints a Markdown table on stdout.
-# "unbounded" is the old behaviour (one first-come queue larger than any flood); "fair" is the
-# default (two waiting checks per network, networks served in turn, 32 per thread in all).
+# "before" is the old behaviour: one first-come queue larger than any flood (the server is not
+# told about the proxy, so every request is from one network and shares one line, unbounded).
+# "after" is the default: two waiting checks per network, networks served in turn, 32 per
+# thread in all.
 #
 # Knobs: CARGO_TARGET_DIR [$HOME/.cache/vestibule-target], BENCH_DURATION [10],
 # BENCH_FLOOD_CONNECTIONS [64], BENCH_FLOOD_NETWORKS [16]. Needs wrk and curl (bench/run.sh
@@ -47,10 +49,10 @@ trap 'stop_server; rm -rf "$TMP"' EXIT
 
 res() { grep '^RESULT ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-# measure NAME HASH_QUEUE PER_NETWORK: one server, one flood, one well-behaved client; results
-# in $TMP/NAME/.
+# measure NAME HASH_QUEUE PER_NETWORK TRUSTED_PROXIES: one server, one flood, one well-behaved
+# client; results in $TMP/NAME/.
 measure() {
-    local name=$1 queue=$2 per_network=$3 port
+    local name=$1 queue=$2 per_network=$3 proxies=$4 port
     port=$((20000 + RANDOM % 40000))
     local url="http://127.0.0.1:$port" dir="$TMP/$name"
     mkdir -p "$dir"
@@ -68,7 +70,7 @@ hash_queue = $queue
 hash_queue_per_network = $per_network
 [http]
 max_connections_per_ip = 1000
-trusted_proxies = ["127.0.0.1/32"]
+trusted_proxies = $proxies
 [rate_limits]
 enabled = false
 CONF
@@ -94,8 +96,8 @@ CONF
     grep -q '^RESULT ' "$dir/client.out" || die "$name: no RESULT from the client"
 }
 
-measure unbounded 1000000 1000000
-measure fair 0 2
+measure before 1000000 1000000 '[]'
+measure after 0 2 '["127.0.0.1/32"]'
 
 row() {
     local c="$TMP/$1/client.out" f="$TMP/$1/flood.out"
@@ -111,6 +113,6 @@ cat <<REPORT
 
 | hashing queue | client attempts | client p50 | client p99 | signed in | refused (429) | flood req/s |
 |---|---|---|---|---|---|---|
-$(row unbounded "unbounded (before)")
-$(row fair "fair per network, default (after)")
+$(row before "before: one first-come line, unbounded")
+$(row after "after: a line per network, bounded (defaults)")
 REPORT
