@@ -672,3 +672,45 @@ async fn f18_deactivation_releases_addresses() {
     let (status, _) = request_token(&server, REGISTER_TOKEN, "r2", "leaver@example.org", 1).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// F5: once an account has failed many logins from many networks, further attempts wait
+/// before their password is checked, but are never refused; a network one of the account's
+/// devices was seen on does not wait.
+#[tokio::test]
+async fn f5_an_attacked_account_slows_down_but_its_owner_does_not() {
+    let server = behind_proxy(|config| {
+        config.rate_limits.login_per_ip.burst = 100;
+        config.rate_limits.login_per_account.burst = 100;
+        config.rate_limits.failed_login_per_account.burst = 100;
+        config.rate_limits.failed_login_account_wide.per_second = 1.0;
+        config.rate_limits.failed_login_account_wide.burst = 2;
+    })
+    .await;
+    server.register("target", "password123").await;
+    // The owner signs in from home once, so a device of the account was seen there.
+    let (status, _) = login_from(&server, "198.51.100.7", "target", "password123").await;
+    assert_eq!(status, StatusCode::OK);
+    for network in ["203.0.113.1", "203.0.113.2"] {
+        let (status, _) = login_from(&server, network, "target", "wrong").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let started = Instant::now();
+    let (status, _) = login_from(&server, "203.0.113.3", "target", "wrong").await;
+    let attacker_waited = started.elapsed();
+    assert_eq!(status, StatusCode::FORBIDDEN, "slowed down, not refused");
+    assert!(
+        attacker_waited >= Duration::from_millis(500),
+        "{attacker_waited:?}"
+    );
+    for network in ["203.0.113.4", "203.0.113.5"] {
+        login_from(&server, network, "target", "wrong").await;
+    }
+    let started = Instant::now();
+    let (status, body) = login_from(&server, "198.51.100.7", "target", "password123").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        started.elapsed() < attacker_waited,
+        "the owner's network waited {:?}",
+        started.elapsed()
+    );
+}
