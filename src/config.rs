@@ -186,7 +186,8 @@ pub struct PasswordConfig {
     pub hash_queue: usize,
     /// Password checks one client network (see `rate_limits.ipv6_prefix_length`) may have
     /// waiting; the threads serve the networks in turn, so a flood from some networks delays
-    /// others by at most one check each, and its surplus is answered at once with 429.
+    /// others by at most one check each, and its surplus waits up to a second for room, then
+    /// gets 429.
     pub hash_queue_per_network: usize,
 }
 
@@ -587,7 +588,7 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     /// Login attempts per client IP.
     pub login_per_ip: Quota,
-    /// Login attempts per account.
+    /// Login attempts per account and client network.
     pub login_per_account: Quota,
     /// Failed login attempts per account and client network; once used up, logins to the
     /// account from that network are refused before the password is checked. Other networks

@@ -38,9 +38,11 @@ const OPENID_LIFETIME_MS: i64 = 3600 * 1000;
 /// The longest `next_link` kept: a URL, not a document.
 const MAX_NEXT_LINK_BYTES: usize = 2048;
 /// Outbox emails one delivery round claims.
-const DELIVERY_BATCH: i64 = 16;
-/// How long an instance holds the emails it claimed before another may retry them.
-const DELIVERY_LEASE_MS: i64 = 60_000;
+const DELIVERY_BATCH: i64 = 4;
+/// How long an instance holds the emails it claimed before another may retry them: longer
+/// than a round can take (each SMTP step of each send may take up to lettre's 10 s timeout),
+/// so that no email is sent twice by two instances.
+const DELIVERY_LEASE_MS: i64 = 600_000;
 /// The wait before the first retry of a failed send; doubled for each further one.
 const FIRST_RETRY_DELAY_MS: i64 = 1000;
 /// The longest wait between two retries of a send.
@@ -153,6 +155,9 @@ pub struct ProvenAddress {
     pub validated_at_ms: i64,
     /// The homeserver session that proved it (consumed once used), if it was ours.
     pub sid: Option<String>,
+    /// The account that asked for the session, when it asked with an access token: only that
+    /// account may use the proof (its confirmation page named it).
+    pub requester: Option<String>,
 }
 
 /// The outcome of unbinding from identity servers, as `id_server_unbind_result` reports it.
@@ -185,7 +190,8 @@ pub struct ThreepidSettings {
     pub password_reset_lifetime_ms: i64,
     /// Allowed email domains; empty = any.
     pub allowed_domains: Vec<String>,
-    /// Answer as if fine, sending nothing, for taken or unknown addresses.
+    /// Answer as if fine for taken or unknown addresses: the owner of a taken one gets a
+    /// notice instead of a code, an unknown one nothing.
     pub hide_address_existence: bool,
     /// Hosts a `next_link` may lead to; empty = the host of `public_baseurl` only.
     pub next_link_allowed_hosts: Vec<String>,
@@ -406,8 +412,9 @@ impl Threepids {
     }
 
     /// What the page behind a session's link asks the user to confirm, if `token` is the
-    /// session's current code. Reads only: nothing is validated and no attempt is counted
-    /// (a page fetched by a link scanner changes nothing).
+    /// session's current code. Nothing is validated (a page fetched by a link scanner changes
+    /// nothing); a wrong code is counted, as on `submit_url`, so that the page can't be used
+    /// to guess codes.
     pub async fn pending_confirmation(
         &self,
         sid: &str,
@@ -426,8 +433,16 @@ impl Threepids {
         if session.expires_at_ms <= self.clock.now_ms() {
             return Err(ThreepidError::SessionExpired);
         }
+        if session.failed_attempts >= MAX_TOKEN_FAILURES {
+            return Err(ThreepidError::TooManyAttempts);
+        }
         if session.token_hash != tokens::digest(&normalized_code(token)) {
-            return Err(ThreepidError::WrongToken);
+            // Counted as on `submit_url`, so the page can't be used to guess codes.
+            return Err(self
+                .submit_token(sid, client_secret, token)
+                .await
+                .err()
+                .unwrap_or(ThreepidError::WrongToken));
         }
         let purpose = EmailPurpose::parse(&session.purpose).ok_or(ThreepidError::NoSession)?;
         let account = match purpose {
@@ -459,8 +474,7 @@ impl Threepids {
         let pending = self.pending_confirmation(sid, client_secret, token).await;
         match pending {
             Ok(pending) if pending.form_key == form_key => {}
-            // A wrong code is counted as on `submit_url`; a forged form is refused.
-            Err(ThreepidError::WrongToken) => {}
+            // A forged form is refused; a wrong code was counted already.
             Ok(_) => return Err(ThreepidError::NoSession),
             Err(err) => return Err(err),
         }
@@ -597,6 +611,7 @@ impl Threepids {
             address: session.address,
             validated_at_ms,
             sid: Some(session.sid),
+            requester: session.requester,
         })
     }
 

@@ -12,7 +12,7 @@ use crate::{
     store::{Conflict, NewThreepid, StoreError},
     threepids::{
         EmailTokenRequest, EmailTokenResponse, ProvenAddress, ThreepidError, UnbindResult,
-        check_client_secret, comparable_email,
+        canonical_email, check_client_secret, comparable_email,
     },
     uia::{Action, BoundRequest},
 };
@@ -72,9 +72,11 @@ impl Accounts {
         requester: Option<&UserId>,
     ) -> Result<EmailTokenResponse, AccountError> {
         self.limiter.take(Limit::EmailPerIp, ip).await?;
-        let recipient = comparable_email(&request.email);
+        // Only an address that could be mailed has a bucket (a refused one is answered with
+        // its error below): keys stay short, and junk creates none.
+        let recipient = canonical_email(&request.email).ok();
         self.limiter
-            .take(Limit::EmailPerAddress, Some(&recipient))
+            .take(Limit::EmailPerAddress, recipient.as_deref())
             .await?;
         Ok(self
             .threepids
@@ -98,6 +100,14 @@ impl Accounts {
             .threepids
             .proven_by_session(&address.sid, &address.client_secret, EmailPurpose::Add)
             .await?;
+        if proven
+            .requester
+            .as_deref()
+            .is_some_and(|asked_by| asked_by != requester.user_id.as_str())
+        {
+            // The confirmation page told the owner of the address another account's name.
+            return Err(ThreepidError::AuthFailed.into());
+        }
         let had = self
             .has_address(&requester.user_id, &proven.address)
             .await?;
@@ -147,6 +157,7 @@ impl Accounts {
             address: comparable_email(&validated.address),
             validated_at_ms: validated.validated_at_ms,
             sid: None,
+            requester: None,
         };
         let had = self
             .has_address(&requester.user_id, &proven.address)

@@ -151,12 +151,14 @@ impl FromRequestParts<AppState> for ClientIp {
         };
         let trusted = &state.config.http.trusted_proxies;
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        // Split as bytes, so that one undecodable hop ends the walk there instead of hiding
+        // every hop of its header line.
         let hops: Vec<&str> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .map(|value| value.to_str().unwrap_or(""))
-            .flat_map(|value| value.split(','))
+            .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+            .map(|hop| std::str::from_utf8(hop).unwrap_or(""))
             .collect();
         // From the nearest hop outwards, for as long as each address is a trusted proxy. A hop
         // that does not parse ends the walk: whatever is left of it may be the client's own

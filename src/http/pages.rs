@@ -86,8 +86,10 @@ fn render(status: StatusCode, values: minijinja::Value) -> Response {
         (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            // No `form-action`: browsers apply it to the redirect after the form too, which
+            // would block the way on to an allowed `next_link` on another host.
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+             base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         // Never to other sites (the page's URL holds the session's secrets); kept for this

@@ -105,6 +105,8 @@ pub struct ValidationSessionRecord {
     pub token_hash: String,
     /// The account that asked for an address addition, if known.
     pub requester: Option<String>,
+    /// Wrong codes submitted so far.
+    pub failed_attempts: i64,
 }
 
 /// The outcome of submitting a token.
@@ -179,7 +181,7 @@ pub trait ThreepidStore: Send + Sync {
         session: NewValidationSession,
     ) -> Result<ValidationStart, StoreError>;
 
-    /// Deletes a verification session (its email could not be sent).
+    /// Deletes a verification session (spent, or no longer wanted).
     async fn delete_validation(&self, sid: &str) -> Result<(), StoreError>;
 
     /// A verification session by ID.

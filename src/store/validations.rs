@@ -34,7 +34,7 @@ pub(super) async fn find_validation(
 ) -> Result<Option<ValidationSessionRecord>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT sid, client_secret, medium, address, purpose, expires_at_ms, validated_at_ms, \
-             token_hash, requester \
+             token_hash, requester, failed_attempts \
          FROM threepid_validations WHERE sid = $1",
     )
     .bind(sid)
@@ -228,8 +228,7 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Forgets a verification session (its email could not be sent, or its address is now
-    /// attached).
+    /// Forgets a verification session (spent: what it proved has been used).
     #[tracing::instrument(skip_all, name = "db.delete_validation")]
     pub(crate) async fn delete_validation(&mut self, sid: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM threepid_validations WHERE sid = $1")

@@ -714,3 +714,80 @@ async fn f5_an_attacked_account_slows_down_but_its_owner_does_not() {
         started.elapsed()
     );
 }
+
+/// Review of the fixes: the confirmation page can't be used to guess codes (wrong codes count,
+/// and a closed session shows no page even for the right code), and an address whose request
+/// named an account can only be added to that account.
+#[tokio::test]
+async fn the_confirmation_page_counts_guesses_and_binds_the_requester() {
+    let sink = MailSink::start();
+    let server = email_server(&sink, |_| {}).await;
+    let alice = server.register("alice", "password123").await;
+    let mallory = server.register("mallory", "password123").await;
+    let body = json!({"client_secret": "pg", "email": "shared@example.org", "send_attempt": 1});
+    let (status, started) = server
+        .post(ADD_TOKEN, alice["access_token"].as_str(), &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let link = sink.wait_for(1).await[0].link_containing("/_vestibule/email/validate");
+    let page = server
+        .http
+        .get(format!("{}{}", server.base, local(&link)))
+        .send()
+        .await;
+    let html = page.unwrap().text().await.unwrap();
+    assert!(html.contains("@alice:localhost"), "{html}");
+    // Someone else's token can't use the proof the page presented as alice's.
+    let response = crate::email::confirm_page(&server, &link).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let add = json!({"sid": started["sid"], "client_secret": "pg",
+        "auth": {"type": "m.login.password", "password": "password123",
+            "identifier": {"type": "m.id.user", "user": "mallory"}}});
+    let token = mallory["access_token"].as_str();
+    let (_, challenge) = server
+        .post(
+            "/_matrix/client/v3/account/3pid/add",
+            token,
+            &json!({"sid": started["sid"], "client_secret": "pg"}),
+        )
+        .await;
+    let mut add = add;
+    add["auth"]["session"] = challenge["session"].clone();
+    let response = server
+        .post("/_matrix/client/v3/account/3pid/add", token, &add)
+        .await;
+    assert_error(&response, StatusCode::FORBIDDEN, "M_THREEPID_AUTH_FAILED");
+
+    // Guessing through the page: five wrong codes close the session.
+    let (_, second) = server
+        .post(
+            ADD_TOKEN,
+            None,
+            &json!({"client_secret": "g2", "email": "guess@example.org", "send_attempt": 1}),
+        )
+        .await;
+    let link = sink.wait_for(2).await[1].link_containing("/_vestibule/email/validate");
+    let sid = second["sid"].as_str().unwrap();
+    for guess in 0..5 {
+        let path =
+            format!("/_vestibule/email/validate?sid={sid}&client_secret=g2&token=WRONG00{guess}");
+        let page = server
+            .http
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    }
+    let page = server
+        .http
+        .get(format!("{}{}", server.base, local(&link)))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        page.status(),
+        StatusCode::OK,
+        "a closed session shows no page"
+    );
+}
