@@ -182,7 +182,8 @@ pub struct PasswordConfig {
     /// Password hashes computed at once; 0 means one per CPU core.
     pub hash_workers: usize,
     /// Password checks that may wait for a hashing thread in all; 0 means 32 per thread. A
-    /// request that finds the queue full is answered at once with 429 `M_LIMIT_EXCEEDED`.
+    /// request that finds the queue full is answered at once with 429 `M_LIMIT_EXCEEDED`,
+    /// unless its network has no check waiting (admitted up to four times this size).
     pub hash_queue: usize,
     /// Password checks one client network (see `rate_limits.ipv6_prefix_length`) may have
     /// waiting; the threads serve the networks in turn, so a flood from some networks delays

@@ -1,7 +1,8 @@
 //! The queue of password checks waiting for a hashing thread, shared fairly between client
 //! networks: each network has its own line of at most a few checks, and the threads serve the
-//! lines in turn. A flood from some networks then fills their own lines, not the whole queue,
-//! and a check from any other network waits for at most one check of each busy network.
+//! lines in turn. A flood from some networks then fills their own lines, and a check from any
+//! other network waits for at most one check of each busy network; even a full queue admits
+//! the first check of a network with none waiting, up to a hard ceiling.
 //!
 //! The client network of a check is the one of the request it serves, set for the request's
 //! task by [`with_client_network`] (the HTTP layer does this for every request); checks made
@@ -23,6 +24,9 @@ tokio::task_local! {
 pub async fn with_client_network<F: Future>(network: Arc<str>, request: F) -> F::Output {
     CLIENT_NETWORK.scope(network, request).await
 }
+
+/// How many times the queue's size a network's first waiting check may still be admitted.
+const FIRST_CHECK_HEADROOM: usize = 4;
 
 /// The line of checks made outside any request.
 const NO_CLIENT: &str = "-";
@@ -80,7 +84,15 @@ impl<J> FairQueue<J> {
         if lines.closed {
             return Err((Refused::Closed, job));
         }
-        if lines.queued >= self.total {
+        // A full queue still admits the first check of a network with none waiting (up to a
+        // hard ceiling), so that many busy networks can't shut every other one out.
+        let has_line = lines.waiting.contains_key(&network);
+        let ceiling = if has_line {
+            self.total
+        } else {
+            self.total.saturating_mul(FIRST_CHECK_HEADROOM)
+        };
+        if lines.queued >= ceiling {
             return Err((Refused::Full, job));
         }
         let line = lines.waiting.entry(network.clone()).or_default();
@@ -161,11 +173,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_whole_queue_is_bounded_and_closes() {
+    async fn a_full_queue_still_admits_a_new_network_up_to_a_ceiling() {
         let queue = FairQueue::new(5, 2);
         push_from(&queue, "a", 1).await.unwrap();
-        push_from(&queue, "b", 2).await.unwrap();
-        assert_eq!(push_from(&queue, "c", 3).await, Err(Refused::Full));
+        push_from(&queue, "a", 2).await.unwrap();
+        // Full for the busy network, not for one with nothing waiting.
+        assert_eq!(push_from(&queue, "a", 3).await, Err(Refused::Full));
+        for (index, network) in ["b", "c", "d", "e", "f", "g"].into_iter().enumerate() {
+            push_from(&queue, network, 10 + index as u32).await.unwrap();
+        }
+        // The hard ceiling: four times the queue's size.
+        assert_eq!(push_from(&queue, "h", 99).await, Err(Refused::Full));
         queue.close();
         assert_eq!(queue.push(4), Err((Refused::Closed, 4)));
         assert_eq!(queue.pop(), None);
