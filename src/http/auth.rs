@@ -133,6 +133,8 @@ impl FromRequestParts<AppState> for MaybeAuthenticated {
 /// The client's IP address: the connection's peer, or, when that peer is a trusted proxy, the
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy. IPv4-mapped IPv6
 /// addresses are taken as the IPv4 address they hold, everywhere.
+/// [`in_client_network`] works it out once per request; this reads it back.
+#[derive(Clone)]
 pub struct ClientIp(pub Option<String>);
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -142,39 +144,44 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_canonical());
-        let Some(peer) = peer else {
-            return Ok(Self(None));
-        };
-        let trusted = &state.config.http.trusted_proxies;
-        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-        // Split as bytes, so that one undecodable hop ends the walk there instead of hiding
-        // every hop of its header line.
-        let hops: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
-            .map(|hop| std::str::from_utf8(hop).unwrap_or(""))
-            .collect();
-        // From the nearest hop outwards, for as long as each address is a trusted proxy. A hop
-        // that does not parse ends the walk: whatever is left of it may be the client's own
-        // writing, so the last address a trusted proxy vouched for is used.
-        let mut client = peer;
-        for hop in hops.iter().rev() {
-            if !is_trusted(&client) {
-                break;
-            }
-            match forwarded_address(hop) {
-                Some(ip) => client = ip,
-                None => break,
-            }
-        }
-        Ok(Self(Some(client.to_string())))
+        Ok(match parts.extensions.get::<Self>() {
+            Some(known) => known.clone(),
+            None => Self(resolve_client_ip(parts, state)),
+        })
     }
+}
+
+/// The client's IP address of a request (see [`ClientIp`]).
+fn resolve_client_ip(parts: &Parts, state: &AppState) -> Option<String> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical())?;
+    let trusted = &state.config.http.trusted_proxies;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    // Split as bytes, so that one undecodable hop ends the walk there instead of hiding
+    // every hop of its header line.
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+        .map(|hop| std::str::from_utf8(hop).unwrap_or(""))
+        .collect();
+    // From the nearest hop outwards, for as long as each address is a trusted proxy. A hop
+    // that does not parse ends the walk: whatever is left of it may be the client's own
+    // writing, so the last address a trusted proxy vouched for is used.
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        if !is_trusted(&client) {
+            break;
+        }
+        match forwarded_address(hop) {
+            Some(ip) => client = ip,
+            None => break,
+        }
+    }
+    Some(client.to_string())
 }
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5678`,
@@ -193,7 +200,8 @@ fn forwarded_address(hop: &str) -> Option<IpAddr> {
     Some(ip.to_canonical())
 }
 
-/// Runs the request as the work of its client's network (see
+/// Works out the request's [`ClientIp`] once, and runs the request as the work of that
+/// client's network (see
 /// [`with_client_network`](crate::accounts::hash_queue::with_client_network)), so that its
 /// password checks wait in that network's line of the hashing queue.
 pub async fn in_client_network(
@@ -202,10 +210,12 @@ pub async fn in_client_network(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let (mut parts, body) = request.into_parts();
-    let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, &state).await;
+    let ip = resolve_client_ip(&parts, &state);
     let network: Arc<str> = ip
-        .map_or_else(|| "-".to_owned(), |ip| state.limiter.network(&ip))
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), |ip| state.limiter.network(ip))
         .into();
+    parts.extensions.insert(ClientIp(ip));
     let request = axum::extract::Request::from_parts(parts, body);
     crate::accounts::hash_queue::with_client_network(network, next.run(request)).await
 }

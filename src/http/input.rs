@@ -1,10 +1,13 @@
-//! Input no handler should ever see: U+0000 (NUL) in a path, a query or a JSON string. The
-//! databases can't store it (PostgreSQL refuses it in text), and no field of the API needs
-//! it, so it is refused up front with 400 `M_INVALID_PARAM`.
+//! Input no handler should ever see: U+0000 (NUL) in a path or a query (JSON bodies are
+//! checked as they are parsed, in `json.rs`). The databases can't store it (PostgreSQL refuses
+//! it in text), and no field of the API needs it, so it is refused up front with 400
+//! `M_INVALID_PARAM`.
 
-use axum::response::IntoResponse;
-use axum::{extract::Request, middleware::Next, response::Response};
-use serde_json::Value;
+use axum::{
+    extract::Request,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 
 use crate::http::error::MatrixError;
 
@@ -23,16 +26,4 @@ pub async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
         return nul_refused().into_response();
     }
     next.run(request).await
-}
-
-/// Whether any string (or object key) in `json` holds U+0000.
-pub fn holds_nul(json: &Value) -> bool {
-    match json {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(fields) => fields
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    }
 }
