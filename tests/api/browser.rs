@@ -76,6 +76,13 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let answer = self.try_call(method, path, body).await;
+        assert!(answer["error"].is_null(), "WebDriver: {answer}");
+        answer
+    }
+
+    /// A WebDriver command's `value`, an error included.
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if !body.is_null() {
             request = request.json(&body);
@@ -87,7 +94,6 @@ impl Browser {
             .json()
             .await
             .expect("WebDriver JSON");
-        assert!(answer["value"]["error"].is_null(), "WebDriver: {answer}");
         answer["value"].clone()
     }
 
@@ -115,27 +121,37 @@ impl Browser {
         .await;
     }
 
-    /// The text of the page now shown.
-    pub async fn text(&self) -> String {
+    /// Waits (up to 10 s) until the page shown holds `needle`, and returns its text: a click
+    /// may still be navigating when it returns, so the old page can answer first.
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text().await.unwrap_or_default();
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The text of the page now shown; `None` while a navigation replaces it.
+    async fn text(&self) -> Option<String> {
         let body = self
-            .call(
+            .try_call(
                 reqwest::Method::POST,
                 "/element",
                 json!({"using": "css selector", "value": "body"}),
             )
             .await;
-        let id = body[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("a body: {body}"));
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{id}/text"),
-            Value::Null,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        let id = body[ELEMENT].as_str()?;
+        let text = self
+            .try_call(
+                reqwest::Method::GET,
+                &format!("/element/{id}/text"),
+                Value::Null,
+            )
+            .await;
+        text.as_str().map(str::to_owned)
     }
 }
 

@@ -84,10 +84,12 @@ async fn f1_the_link_validates_once_the_page_is_confirmed_in_a_browser() {
     let link = sink.wait_for(2).await[1].link_containing("/_vestibule/email/validate");
     let browser = Browser::start().await;
     browser.open(&link).await;
-    let text = browser.text().await;
+    let text = browser.wait_for_text("reset the password of @owner:").await;
     assert!(text.contains("reset the password of @owner:"), "{text}");
     browser.click("#confirm").await;
-    let text = browser.text().await;
+    let text = browser
+        .wait_for_text("Your email address is verified")
+        .await;
     assert!(text.contains("Your email address is verified"), "{text}");
     let (status, answer) = reset_password(&server, body["sid"].as_str().unwrap(), "mine").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
